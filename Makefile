@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both bring .venv up to date
+# first; that step is a no-op in a second when pyproject.toml, the constraints and the set-up
+# script are unchanged.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+PYTEST_ARGS ?=
+
+# Loopback-only Ray and offline hubs for everything started from here.
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export RAY_USAGE_STATS_ENABLED := 0
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export AWS_EC2_METADATA_DISABLED := true
+export DS_ACCELERATOR := cpu
+
+.PHONY: setup test demo lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints-cpu.txt scripts/setup_env.sh
+	bash scripts/setup_env.sh $(VENV)
+	touch $@
+
+test: setup
+	$(VENV)/bin/ruff check uniaudio tests bench
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: setup
+	bash scripts/demo.sh $(VENV)
+
+lint: setup
+	$(VENV)/bin/ruff check uniaudio tests bench
+
+bench: setup
+	$(PY) bench/store_bench.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

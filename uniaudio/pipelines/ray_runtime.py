@@ -1,0 +1,124 @@
+"""The Ray runtime: embedded local Ray on loopback, or a connection to an existing cluster.
+
+Every command that runs Ray work calls :func:`ensure_ray` with its ``--ray-address`` option:
+
+* no address and no ``RAY_ADDRESS`` variable → start an embedded Ray: bound to 127.0.0.1, no
+  dashboard, usage stats off, one CPU slot per core of the machine;
+* an address (``auto``, ``ray://host:10001``, ``host:6379``) or ``RAY_ADDRESS`` → connect to that
+  cluster.
+
+Either way the workers get :func:`worker_env` through ``runtime_env`` (offline hubs, the S3 settings
+of this process, DeepSpeed's CPU accelerator where there is no GPU), because environment variables
+of the driver do not reach workers on other nodes otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from uniaudio.pipelines import storage
+
+log = logging.getLogger(__name__)
+
+# Variables that keep embedded Ray and its workers on loopback and offline.
+LOCAL_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "GLOO_SOCKET_IFNAME": "lo",
+}
+# Passed to every worker, local or on a cluster, unless the driver's environment sets them otherwise.
+WORKER_DEFAULTS = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+# Forwarded from the driver when set.
+FORWARDED = (
+    "HF_HOME",
+    "HF_DATASETS_CACHE",
+    "UNIAUDIO_CACHE",
+    "DS_ACCELERATOR",
+    "TORCH_EXTENSIONS_DIR",
+    "PYTHONPATH",
+)
+
+
+@dataclass
+class RayConfig:
+    """How to reach Ray. ``address=None`` and no ``RAY_ADDRESS`` means embedded local Ray."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def resolved_address(self) -> str | None:
+        return self.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for Ray workers: defaults, forwarded driver variables, S3 settings, ``extra``."""
+    env = dict(WORKER_DEFAULTS)
+    for name in (*WORKER_DEFAULTS, *FORWARDED):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    env.update(storage.s3_options().as_env())
+    env.update(extra or {})
+    return env
+
+
+def ensure_ray(config: RayConfig | None = None) -> dict:
+    """Start or connect to Ray once per process; returns the cluster's resources.
+
+    Calling it again when Ray is already initialised is a no-op (tests share one session).
+    """
+    import ray
+
+    config = config or RayConfig()
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    address = config.resolved_address()
+    if address:
+        log.info("connecting to Ray cluster at %s", address)
+        ray.init(
+            address=address,
+            runtime_env={"env_vars": worker_env(config.extra_env)},
+            log_to_driver=True,
+        )
+    else:
+        os.environ.update(LOCAL_ENV)
+        env = {**LOCAL_ENV, **worker_env(config.extra_env)}
+        num_cpus = config.num_cpus or os.cpu_count() or 1
+        log.info("starting embedded Ray on 127.0.0.1 with %d CPUs", num_cpus)
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=config.num_gpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            runtime_env={"env_vars": env},
+            configure_logging=True,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+        )
+    _quiet_ray_data()
+    return ray.cluster_resources()
+
+
+def _quiet_ray_data() -> None:
+    """Keep Ray Data's own progress bars off: commands draw one summary progress display instead."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,282 @@
+"""URI storage: every input and output of uniaudio is a URI, a local path or ``s3://bucket/prefix``.
+
+Python-side I/O goes through fsspec (s3fs for ``s3://``); Ray Data gets a pyarrow filesystem from
+:func:`pyarrow_filesystem`. S3 endpoint, region and credentials come from :class:`S3Options`, which
+defaults to the standard AWS environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION``); CLI options
+override them through :func:`configure_s3`.
+
+Writes are atomic: :func:`atomic_write_bytes` and :func:`atomic_upload` write a temporary file and
+rename it (local) or upload one whole object (S3), so a reader never sees a partial file under its
+final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlparse
+
+import fsspec
+
+__all__ = [
+    "S3Options",
+    "atomic_upload",
+    "atomic_write_bytes",
+    "configure_s3",
+    "exists",
+    "filesystem",
+    "glob",
+    "is_remote",
+    "join",
+    "list_dir",
+    "local_staging_file",
+    "open_uri",
+    "pyarrow_filesystem",
+    "read_bytes",
+    "remove",
+    "size",
+    "strip_scheme",
+]
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """Connection settings for ``s3://`` URIs; ``None`` fields fall back to the AWS environment."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
+
+    @classmethod
+    def from_env(cls) -> S3Options:
+        env = os.environ
+        return cls(
+            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+            access_key=env.get("AWS_ACCESS_KEY_ID"),
+            secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=env.get("AWS_SESSION_TOKEN"),
+        )
+
+    def merged(self, **overrides: str | None) -> S3Options:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as AWS environment variables, for Ray workers' ``runtime_env``."""
+        pairs = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+        }
+        return {k: v for k, v in pairs.items() if v}
+
+
+_s3_overrides: dict[str, str | None] = {}
+
+
+def configure_s3(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+) -> S3Options:
+    """Set process-wide overrides of the AWS environment (CLI ``--s3-endpoint`` etc.).
+
+    The overrides are also exported to ``os.environ`` so Ray workers started afterwards, and any
+    library reading the standard variables, see the same settings.
+    """
+    global _s3_overrides
+    _s3_overrides = {
+        "endpoint_url": endpoint_url,
+        "region": region,
+        "access_key": access_key,
+        "secret_key": secret_key,
+    }
+    options = s3_options()
+    os.environ.update(options.as_env())
+    return options
+
+
+def s3_options() -> S3Options:
+    return S3Options.from_env().merged(**_s3_overrides)
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def strip_scheme(uri: str) -> str:
+    """``s3://b/k`` → ``b/k``; ``file:///x`` → ``/x``; local paths unchanged."""
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    if "://" in uri:
+        return uri.split("://", 1)[1]
+    return uri
+
+
+def join(uri: str, *parts: str) -> str:
+    """Join path parts onto a URI with ``/`` (local paths use the OS rules)."""
+    if not is_remote(uri):
+        return str(Path(strip_scheme(uri), *parts))
+    out = uri.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def filesystem(uri: str) -> fsspec.AbstractFileSystem:
+    """The fsspec filesystem serving ``uri`` (s3fs configured from :func:`s3_options` for S3)."""
+    scheme = urlparse(uri).scheme if is_remote(uri) else "file"
+    if scheme in ("s3", "s3a"):
+        opts = s3_options()
+        client_kwargs: dict[str, Any] = {}
+        if opts.endpoint_url:
+            client_kwargs["endpoint_url"] = opts.endpoint_url
+        if opts.region:
+            client_kwargs["region_name"] = opts.region
+        return fsspec.filesystem(
+            "s3",
+            key=opts.access_key,
+            secret=opts.secret_key,
+            token=opts.session_token,
+            client_kwargs=client_kwargs,
+            skip_instance_cache=False,
+        )
+    return fsspec.filesystem(scheme)
+
+
+def pyarrow_filesystem(uri: str):
+    """``(pyarrow filesystem, path)`` for Ray Data readers and writers."""
+    import pyarrow.fs as pafs
+
+    if not is_remote(uri):
+        return pafs.LocalFileSystem(), str(Path(strip_scheme(uri)).resolve())
+    opts = s3_options()
+    kwargs: dict[str, Any] = {"region": opts.region or "us-east-1"}
+    if opts.access_key:
+        kwargs.update(access_key=opts.access_key, secret_key=opts.secret_key)
+        if opts.session_token:
+            kwargs["session_token"] = opts.session_token
+    if opts.endpoint_url:
+        parsed = urlparse(opts.endpoint_url)
+        kwargs["endpoint_override"] = parsed.netloc or parsed.path
+        kwargs["scheme"] = parsed.scheme or "https"
+    return pafs.S3FileSystem(**kwargs), strip_scheme(uri)
+
+
+def open_uri(uri: str, mode: str = "rb", **kwargs: Any) -> IO:
+    """Open a URI for streaming I/O. Prefer :func:`atomic_write_bytes` / :func:`atomic_upload` for outputs."""
+    return filesystem(uri).open(strip_scheme(uri), mode, **kwargs)
+
+
+def read_bytes(uri: str) -> bytes:
+    with open_uri(uri, "rb") as f:
+        return f.read()
+
+
+def exists(uri: str) -> bool:
+    return filesystem(uri).exists(strip_scheme(uri))
+
+
+def size(uri: str) -> int:
+    return int(filesystem(uri).size(strip_scheme(uri)))
+
+
+def remove(uri: str) -> None:
+    fs = filesystem(uri)
+    path = strip_scheme(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def _with_scheme(uri: str, path: str) -> str:
+    if not is_remote(uri):
+        return path
+    scheme = uri.split("://", 1)[0]
+    return f"{scheme}://{path}"
+
+
+def list_dir(uri: str) -> list[str]:
+    """Immediate children of a directory/prefix as full URIs, sorted; empty if it does not exist."""
+    fs = filesystem(uri)
+    path = strip_scheme(uri).rstrip("/")
+    if not fs.exists(path):
+        return []
+    with contextlib.suppress(AttributeError):
+        fs.invalidate_cache(path)
+    return sorted(_with_scheme(uri, p) for p in fs.ls(path, detail=False) if p.rstrip("/") != path)
+
+
+def glob(uri: str, pattern: str) -> list[str]:
+    """Files under ``uri`` matching a glob ``pattern`` (``**`` recurses), as full URIs, sorted."""
+    fs = filesystem(uri)
+    base = strip_scheme(uri).rstrip("/")
+    with contextlib.suppress(AttributeError):
+        fs.invalidate_cache(base)
+    return sorted(_with_scheme(uri, p) for p in fs.glob(f"{base}/{pattern}"))
+
+
+def atomic_write_bytes(uri: str, data: bytes) -> None:
+    """Write ``data`` to ``uri`` so readers see the old object, or the new one, never a partial one."""
+    if is_remote(uri):
+        filesystem(uri).pipe_file(strip_scheme(uri), data)  # one PUT: the object appears whole
+        return
+    path = Path(strip_scheme(uri))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_upload(local_path: str | Path, uri: str) -> None:
+    """Move a finished local file to ``uri`` atomically (rename locally, single upload to S3)."""
+    local_path = Path(local_path)
+    if is_remote(uri):
+        filesystem(uri).put_file(str(local_path), strip_scheme(uri))
+        local_path.unlink(missing_ok=True)
+        return
+    dest = Path(strip_scheme(uri))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(local_path, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(local_path, dest)
+
+
+@contextlib.contextmanager
+def local_staging_file(uri: str, suffix: str = "") -> Iterator[Path]:
+    """A temporary local path to build the file for ``uri`` in; it is removed if not moved away.
+
+    For a local destination the file sits beside it (same filesystem, hidden name, so the final
+    rename is atomic and no glob of the visible names picks it up); for S3 it is in the system
+    temp directory and is later uploaded whole by :func:`atomic_upload`.
+    """
+    if is_remote(uri):
+        fd, name = tempfile.mkstemp(suffix=suffix, prefix="uniaudio-")
+        os.close(fd)
+        path = Path(name)
+    else:
+        dest = Path(strip_scheme(uri))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        path = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp{suffix}")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,126 @@
+"""``index.json`` and the per-shard journal entries it is assembled from.
+
+The journal (``_journal/shard-NNNNNN.json``) is written atomically right after each shard is
+committed, and holds the shard's :class:`ShardEntry`, its keys and the caller's notes (e.g. which
+input partitions the shard completes). A writer that crashed resumes from it; ``index.json`` is
+rebuilt from it and written last, so its presence means the store is complete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from uniaudio.pipelines import storage
+from uniaudio.pipelines.token_store.format import FORMAT_NAME, FORMAT_VERSION, INDEX_NAME, JOURNAL_DIR
+
+__all__ = ["JournalEntry", "ShardEntry", "StoreIndex", "read_index", "read_journal"]
+
+
+@dataclass
+class ShardEntry:
+    """One shard: name, sample count, size and sha256 of the tar, audio seconds and token counts."""
+
+    name: str
+    samples: int
+    bytes: int
+    sha256: str
+    duration_s: float
+    reason_tokens: int
+    recon_tokens: int
+    sources: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShardEntry:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
+class JournalEntry:
+    shard: ShardEntry
+    keys: list[str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"shard": asdict(self.shard), "keys": self.keys, "notes": self.notes}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> JournalEntry:
+        d = json.loads(data)
+        return cls(shard=ShardEntry.from_dict(d["shard"]), keys=list(d["keys"]), notes=d.get("notes", {}))
+
+
+@dataclass
+class StoreIndex:
+    """The whole store: format, codec identity, shards and totals."""
+
+    codec: dict[str, Any]
+    shards: list[ShardEntry]
+    format: str = FORMAT_NAME
+    version: int = FORMAT_VERSION
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        return {
+            "shards": len(self.shards),
+            "samples": sum(s.samples for s in self.shards),
+            "bytes": sum(s.bytes for s in self.shards),
+            "duration_s": round(sum(s.duration_s for s in self.shards), 3),
+            "reason_tokens": sum(s.reason_tokens for s in self.shards),
+            "recon_tokens": sum(s.recon_tokens for s in self.shards),
+        }
+
+    def to_json(self) -> bytes:
+        body = {
+            "format": self.format,
+            "version": self.version,
+            "created_at": self.created_at,
+            "codec": self.codec,
+            "codec_fingerprint": self.codec.get("fingerprint"),
+            "totals": self.totals,
+            "shards": [asdict(s) for s in self.shards],
+            **({"extra": self.extra} if self.extra else {}),
+        }
+        return json.dumps(body, indent=1, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str = "index.json") -> StoreIndex:
+        try:
+            d = json.loads(data)
+            if d.get("format") != FORMAT_NAME:
+                raise ValueError(f"format is {d.get('format')!r}, expected {FORMAT_NAME!r}")
+            if int(d.get("version", 0)) > FORMAT_VERSION:
+                raise ValueError(f"version {d.get('version')} is newer than this uniaudio ({FORMAT_VERSION})")
+            return cls(
+                codec=d.get("codec") or {},
+                shards=[ShardEntry.from_dict(s) for s in d["shards"]],
+                format=d["format"],
+                version=int(d["version"]),
+                created_at=d.get("created_at", ""),
+                extra=d.get("extra", {}),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: not a uniaudio token-store index: {e}") from e
+
+
+def read_index(store_uri: str) -> StoreIndex:
+    """The store's index; ``FileNotFoundError`` (naming the URI) if the store is absent or unfinished."""
+    uri = storage.join(store_uri, INDEX_NAME)
+    if not storage.exists(uri):
+        raise FileNotFoundError(
+            f"{uri} does not exist: not a token store, or its build has not finished "
+            f"(an unfinished build keeps its progress in {storage.join(store_uri, JOURNAL_DIR)})"
+        )
+    return StoreIndex.from_json(storage.read_bytes(uri), where=uri)
+
+
+def read_journal(store_uri: str) -> list[JournalEntry]:
+    """Committed shards of a store being (or having been) written, in shard order."""
+    entries = []
+    for uri in storage.glob(storage.join(store_uri, JOURNAL_DIR), "shard-*.json"):
+        entries.append(JournalEntry.from_json(storage.read_bytes(uri)))
+    return sorted(entries, key=lambda e: e.shard.name)

@@ -1,0 +1,240 @@
+"""Writing a token store: shards capped by samples and bytes, each committed atomically.
+
+A shard is built in a local staging file (beside the destination for local stores, so the final
+rename is atomic; in the temp directory for S3, then uploaded as one object). Only after the shard is
+visible under its final name is its journal entry written, and ``index.json`` is written last by
+:meth:`TokenStoreWriter.close`. A crash therefore leaves at most a hidden temp file (local) or
+nothing (S3), never a partial ``shard-NNNNNN.tar``.
+
+Re-opening a store that has a journal resumes it: committed keys are known (:attr:`committed_keys`),
+numbering continues after the last committed shard, and shards without a journal entry (a crash
+between upload and journal write) are deleted and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from uniaudio.pipelines import storage
+from uniaudio.pipelines.token_store.format import (
+    INDEX_NAME,
+    JOURNAL_DIR,
+    TAR_END,
+    shard_index,
+    shard_name,
+    tar_header,
+    tar_padding,
+)
+from uniaudio.pipelines.token_store.index import JournalEntry, ShardEntry, StoreIndex, read_journal
+from uniaudio.pipelines.token_store.sample import TokenSample
+
+__all__ = ["DuplicateKeyError", "ShardLimits", "TokenStoreWriter"]
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateKeyError(ValueError):
+    """A key was written twice to one store."""
+
+
+@dataclass(frozen=True)
+class ShardLimits:
+    """When to close a shard: at ``max_samples`` samples or once it reaches ``max_bytes`` bytes."""
+
+    max_samples: int = 10_000
+    max_bytes: int = 512 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_samples < 1 or self.max_bytes < 1024:
+            raise ValueError("ShardLimits: max_samples must be >= 1 and max_bytes >= 1024")
+
+
+class _HashingFile:
+    """Write-through file wrapper that counts bytes and updates a sha256."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.f.write(data)
+        self.sha.update(data)
+        self.size += len(data)
+
+
+class _OpenShard:
+    def __init__(self, uri: str, name: str) -> None:
+        self.uri = uri
+        self.name = name
+        self._staging = storage.local_staging_file(uri, suffix=".tar")
+        self.path: Path = self._staging.__enter__()
+        self._file = open(self.path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/abort
+        self.out = _HashingFile(self._file)
+        self.keys: list[str] = []
+        self.duration_s = 0.0
+        self.reason_tokens = 0
+        self.recon_tokens = 0
+        self.sources: Counter[str] = Counter()
+
+    def add(self, sample: TokenSample) -> None:
+        chunks = []
+        for name, data in sample.members():
+            chunks += [tar_header(name, len(data)), data, tar_padding(len(data))]
+        self.out.write(b"".join(chunks))
+        self.keys.append(sample.key)
+        self.duration_s += sample.duration_s
+        self.reason_tokens += int(sample.reason.size)
+        self.recon_tokens += int(sample.recon.size)
+        self.sources[str(sample.meta.get("source"))] += 1
+
+    def finish(self) -> ShardEntry:
+        self.out.write(TAR_END)
+        self._file.flush()
+        self._file.close()
+        entry = ShardEntry(
+            name=self.name,
+            samples=len(self.keys),
+            bytes=self.out.size,
+            sha256=self.out.sha.hexdigest(),
+            duration_s=round(self.duration_s, 3),
+            reason_tokens=self.reason_tokens,
+            recon_tokens=self.recon_tokens,
+            sources=dict(self.sources),
+        )
+        storage.atomic_upload(self.path, self.uri)
+        self._staging.__exit__(None, None, None)
+        return entry
+
+    def abort(self) -> None:
+        self._file.close()
+        self._staging.__exit__(None, None, None)
+
+
+class TokenStoreWriter:
+    """Append samples to a store at ``uri``; use as a context manager or call :meth:`close`.
+
+    ``codec`` ({name, config, fingerprint}) identifies the tokenizer; resuming a store written with
+    another fingerprint raises. ``on_commit(entry, notes)`` is called after each shard is committed.
+    Call :meth:`note` to attach information to the shard being written (it lands in its journal entry
+    when the shard commits, e.g. input partitions whose last sample it holds).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        codec: dict[str, Any],
+        limits: ShardLimits | None = None,
+        on_commit: Callable[[ShardEntry, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.uri = uri
+        self.codec = dict(codec)
+        self.limits = limits or ShardLimits()
+        self.on_commit = on_commit
+        self._journal = read_journal(uri)
+        self._check_codec()
+        self.committed_keys: set[str] = {k for e in self._journal for k in e.keys}
+        self._written_keys: set[str] = set(self.committed_keys)
+        self._next_index = 1 + max((shard_index(e.shard.name) or 0 for e in self._journal), default=-1)
+        self._remove_uncommitted_shards()
+        if self._journal and storage.exists(storage.join(uri, INDEX_NAME)):
+            storage.remove(storage.join(uri, INDEX_NAME))  # appending: the index is rewritten on close
+        self._shard: _OpenShard | None = None
+        self._notes: dict[str, Any] = {}
+        self._closed = False
+
+    @property
+    def journal(self) -> list[JournalEntry]:
+        """Committed shards so far, including those of earlier (resumed) runs."""
+        return list(self._journal)
+
+    def _check_codec(self) -> None:
+        old = {e.notes.get("codec_fingerprint") for e in self._journal} - {None}
+        new = self.codec.get("fingerprint")
+        if old and new not in old:
+            raise ValueError(
+                f"{self.uri} holds tokens from codec fingerprint {sorted(old)}, not {new!r}; "
+                "write to a new store or rebuild with --force"
+            )
+
+    def _remove_uncommitted_shards(self) -> None:
+        """Delete what an interrupted run left: unjournaled shards and (local) hidden staging files."""
+        committed = {e.shard.name for e in self._journal}
+        for uri in storage.glob(self.uri, "shard-*.tar"):
+            name = uri.rsplit("/", 1)[-1]
+            if name not in committed:
+                log.warning("removing %s: it has no journal entry (left by an interrupted run)", uri)
+                storage.remove(uri)
+        if not storage.is_remote(self.uri):
+            for uri in storage.glob(self.uri, ".shard-*.tmp*"):
+                storage.remove(uri)
+
+    def write(self, sample: TokenSample) -> None:
+        """Add one sample; raises :class:`DuplicateKeyError` if its key is already in the store."""
+        if self._closed:
+            raise RuntimeError("writer is closed")
+        if sample.key in self._written_keys:
+            raise DuplicateKeyError(f"key {sample.key!r} is already in {self.uri}")
+        if self._shard is None:
+            name = shard_name(self._next_index)
+            self._shard = _OpenShard(storage.join(self.uri, name), name)
+            self._next_index += 1
+        self._shard.add(sample)
+        self._written_keys.add(sample.key)
+        if len(self._shard.keys) >= self.limits.max_samples or self._shard.out.size >= self.limits.max_bytes:
+            self.flush()
+
+    def note(self, **notes: Any) -> None:
+        """Attach notes to the shard currently being written (merged; lists are extended)."""
+        for k, v in notes.items():
+            if isinstance(v, list):
+                self._notes.setdefault(k, []).extend(v)
+            else:
+                self._notes[k] = v
+
+    def flush(self) -> ShardEntry | None:
+        """Commit the open shard now (even if not full). Returns its entry, or None if none was open."""
+        if self._shard is None:
+            return None
+        shard, self._shard = self._shard, None
+        entry = shard.finish()
+        notes = {**self._notes, "codec_fingerprint": self.codec.get("fingerprint")}
+        self._notes = {}
+        journal = JournalEntry(shard=entry, keys=shard.keys, notes=notes)
+        journal_uri = storage.join(self.uri, JOURNAL_DIR, f"{shard.name.removesuffix('.tar')}.json")
+        storage.atomic_write_bytes(journal_uri, journal.to_json())
+        self._journal.append(journal)
+        self.committed_keys.update(shard.keys)
+        if self.on_commit:
+            self.on_commit(entry, notes)
+        return entry
+
+    def close(self, extra: dict[str, Any] | None = None) -> StoreIndex:
+        """Commit the last shard and write ``index.json`` (atomically, last)."""
+        self.flush()
+        self._closed = True
+        index = StoreIndex(codec=self.codec, shards=[e.shard for e in self._journal], extra=extra or {})
+        storage.atomic_write_bytes(storage.join(self.uri, INDEX_NAME), index.to_json())
+        return index
+
+    def abort(self) -> None:
+        """Drop the open shard without committing it (committed shards stay; a re-open resumes)."""
+        if self._shard is not None:
+            self._shard.abort()
+            self._shard = None
+        self._closed = True
+
+    def __enter__(self) -> TokenStoreWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
