@@ -15,7 +15,7 @@ from uniaudio.pipelines.token_store import iter_store, read_index, validate_stor
 from uniaudio.pipelines.token_store.stats import collect_stats, plot_durations
 
 app = typer.Typer(no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @app.command()
