@@ -66,9 +66,13 @@ def s3_bucket(s3_server, request):
     yield f"s3://{name}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def ray_session(s3_server):
-    """One embedded Ray for the whole test session (started after the S3 server, so workers see it)."""
+    """One embedded Ray for the whole test session, started first thing (after the S3 server).
+
+    It is autouse so that Ray is always started here, with the S3 settings in its workers' environment,
+    even when the first test to need Ray runs a CLI command that would otherwise start its own.
+    """
     from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
 
     ensure_ray(RayConfig(num_cpus=2))

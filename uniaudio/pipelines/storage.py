@@ -154,6 +154,8 @@ def filesystem(uri: str) -> fsspec.AbstractFileSystem:
             client_kwargs=client_kwargs,
             skip_instance_cache=False,
         )
+    if scheme == "file":
+        return fsspec.filesystem("file", auto_mkdir=True)
     return fsspec.filesystem(scheme)
 
 
