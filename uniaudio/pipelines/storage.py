@@ -43,6 +43,7 @@ __all__ = [
     "remove",
     "size",
     "strip_scheme",
+    "upload_tree",
 ]
 
 
@@ -260,6 +261,19 @@ def atomic_upload(local_path: str | Path, uri: str) -> None:
     with open(local_path, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(local_path, dest)
+
+
+def upload_tree(local_dir: str | Path, uri: str) -> str:
+    """Copy every file under a local directory to ``uri``/<relative path> (e.g. stage a corpus on S3)."""
+    local_dir = Path(local_dir)
+    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        dest = join(uri, *path.relative_to(local_dir).parts)
+        if is_remote(uri):
+            filesystem(uri).put_file(str(path), strip_scheme(dest))
+        else:
+            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            Path(dest).write_bytes(path.read_bytes())
+    return uri
 
 
 @contextlib.contextmanager

@@ -12,10 +12,12 @@ from metadata when the corpus has it (``None`` otherwise), which is what ``--dry
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from uniaudio.pipelines import storage
 from uniaudio.pipelines.records import AudioRecord, Reject
 
 __all__ = ["Source", "SourceError"]
@@ -31,11 +33,21 @@ class Source(ABC):
     name: ClassVar[str]
     #: One line per accepted layout, shown by ``uniaudio sources list``.
     layouts: ClassVar[tuple[str, ...]]
+    #: Names of the ``--option key=value`` settings the source takes; any other is a :class:`SourceError`.
+    accepted_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, input_uri: str, split: str | None = None, **options: Any) -> None:
-        self.input_uri = input_uri.rstrip("/") if "://" in input_uri else input_uri
+        # Local inputs become absolute paths, so records (and Ray workers) never depend on the cwd.
+        if storage.is_remote(input_uri):
+            self.input_uri = input_uri.rstrip("/")
+        else:
+            self.input_uri = os.path.abspath(storage.strip_scheme(input_uri))
         self.split = split
         self.options = options
+        unknown = sorted(set(options) - set(self.accepted_options))
+        if unknown:
+            takes = ", ".join(self.accepted_options) or "none"
+            raise SourceError(f"{self.name}: unknown option(s) {unknown}; known: {takes}")
 
     @abstractmethod
     def partitions(self) -> list[str]:
