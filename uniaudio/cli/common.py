@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
+
+from uniaudio.pipelines.audio_stage import AudioFilterConfig
 
 RayAddress = Annotated[
     str | None,
@@ -21,3 +24,55 @@ DryRun = Annotated[
     bool,
     typer.Option("--dry-run", help="Report what would be done from metadata alone; write nothing."),
 ]
+
+# --- corpus and audio-stage options shared by `ingest` and `shards build` ------------------------------
+
+Split = Annotated[str | None, typer.Option(help="Only this split (source-specific names).")]
+Limit = Annotated[
+    int | None,
+    typer.Option(help="Process at most N metadata rows this run, partitions in sorted order; a partition "
+                 "cut short is redone by the next run.", min=1),
+]
+MinDuration = Annotated[float | None, typer.Option(help="Drop audio shorter than this (s).")]
+MaxDuration = Annotated[float | None, typer.Option(help="Drop audio longer than this (s).")]
+Window = Annotated[
+    float | None, typer.Option(help="Cut long-form audio into windows of this length (s); keys <key>/w000...")
+]
+MinWindow = Annotated[float | None, typer.Option(help="Drop windows shorter than this (s).")]
+SilenceDbfs = Annotated[float, typer.Option(help="Drop audio whose loudest 20 ms is below this (dBFS).")]
+MaxClipped = Annotated[float, typer.Option(help="Drop audio with more than this fraction of clipped samples.")]
+MinBandwidth = Annotated[
+    float, typer.Option(help="Drop audio whose estimated bandwidth is below this (Hz); 0 disables.")
+]
+SourceOptions = Annotated[
+    list[str] | None,
+    typer.Option("--option", "-o", help="Source option KEY=VALUE (repeatable; see `uniaudio sources list`)."),
+]
+
+
+def parse_source_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a VALUE that parses as JSON (numbers, lists, objects) is taken as such."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def audio_filters(
+    min_duration: float | None, max_duration: float | None, silence_dbfs: float, max_clipped: float,
+    min_bandwidth: float,
+) -> AudioFilterConfig:
+    """The audio stage's drop rules from the shared CLI options."""
+    return AudioFilterConfig(
+        min_duration_s=min_duration,
+        max_duration_s=max_duration,
+        silence_dbfs=silence_dbfs,
+        max_clipped_fraction=max_clipped,
+        min_bandwidth_hz=min_bandwidth or None,
+    )

@@ -35,11 +35,14 @@ WORKER_DEFAULTS = {
     "HF_DATASETS_OFFLINE": "1",
     "AWS_EC2_METADATA_DISABLED": "true",
     "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
 }
 # Forwarded from the driver when set.
 FORWARDED = (
     "HF_HOME",
     "HF_DATASETS_CACHE",
+    "HF_HUB_CACHE",
     "UNIAUDIO_CACHE",
     "DS_ACCELERATOR",
     "TORCH_EXTENSIONS_DIR",
@@ -115,6 +118,7 @@ def _quiet_ray_data() -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def shutdown_ray() -> None:

@@ -1,0 +1,140 @@
+"""Audio stage throughput: seconds of audio per CPU-second, decode + resample of 16 kHz FLAC to 24 kHz.
+
+Three measurements over the same synthetic FLAC files (written once to a temporary directory):
+
+1. ``bare``: a plain loop of ``soundfile.read`` + ``soxr.resample`` (the floor), CPU time of this process;
+2. ``stage-loop``: :class:`AudioStage` (decode, filters, mono, resample) in a plain loop, CPU time;
+3. ``stage-ray``: the same stage through Ray Data ``map_batches`` on ``--cpus`` CPU tasks. Its CPU cost
+   is the CPU time, over the run, of this process (driver, streaming executor) and of the processes of
+   the embedded Ray cluster (raylet, GCS, task workers: descendants of this process, read with psutil)
+   except Ray Data's own bookkeeping actors (``_StatsActor``, ``_AutoscalingCoordinatorActor``);
+   ``stage-ray-cluster`` counts those too, ``stage-ray-wall`` charges wall time x CPUs (an upper bound
+   that also counts any other load on the machine).
+
+The ``-ingest`` rows run the stage as ``uniaudio ingest`` does (``keep_audio=False``: decode and filters,
+no resampling, no waveforms out), so they are not a like-for-like comparison with ``bare``.
+
+Ray start-up is excluded (one warm-up pass runs first). Goal (issue 3): at least 200x real time per
+core, and the Ray stage within 25% of the bare loop. Run: ``python bench/ingest_bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import soundfile as sf
+import soxr
+
+from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
+from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
+from uniaudio.pipelines.records import RECORD_SCHEMA, AudioRecord
+from uniaudio.testing.audio import write_audio
+
+
+def _write_corpus(root: Path, clips: int, seconds: float) -> list[Path]:
+    return [write_audio(root / f"c{i:04d}.flac", seconds, 16000, seed=i, f0=150 + i % 50) for i in range(clips)]
+
+
+def bench_bare(paths: list[Path]) -> float:
+    start = time.process_time()
+    for path in paths:
+        data, sr = sf.read(path, dtype="float32")
+        soxr.resample(data, sr, 24000, quality="HQ")
+    return time.process_time() - start
+
+
+def _rows(paths: list[Path]) -> list[dict]:
+    return [AudioRecord(key=f"bench/c{i:04d}", source="bench", audio_uri=str(p)).to_row() for i, p in enumerate(paths)]
+
+
+def bench_stage_loop(paths: list[Path], batch_size: int) -> float:
+    stage = AudioStage(AudioStageConfig(), batch_size=batch_size)
+    rows = _rows(paths)
+    start = time.process_time()
+    for i in range(0, len(rows), batch_size):
+        outputs = stage.process_batch(rows[i : i + batch_size])
+        assert all(out["reason"] is None for out in outputs), outputs[0]["detail"]
+    return time.process_time() - start
+
+
+_RAY_DATA_ACTORS = ("_StatsActor", "_AutoscalingCoordinatorActor")
+
+
+def _cpu_snapshot() -> dict[tuple[int, str], float]:
+    """CPU seconds of this process and each descendant (the embedded Ray cluster), by (pid, name)."""
+    import psutil
+
+    me = psutil.Process()
+    snapshot = {}
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times, name = proc.cpu_times(), proc.name()
+        except psutil.NoSuchProcess:
+            continue
+        snapshot[(proc.pid, name)] = times.user + times.system
+    return snapshot
+
+
+def bench_stage_ray(paths: list[Path], batch_size: int, cpus: int, keep_audio: bool = True) -> dict[str, float]:
+    """CPU cost of one warm Ray Data run of the stage, three ways (see the module docstring)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import ray.data
+
+    ensure_ray(RayConfig(num_cpus=cpus))
+    table = pa.Table.from_pylist(_rows(paths), schema=RECORD_SCHEMA)
+    stage = AudioStage(AudioStageConfig(keep_audio=keep_audio), batch_size=batch_size)
+    suffix = "" if keep_audio else "-ingest"
+
+    def run() -> dict[str, float]:
+        ds = apply_audio_stage(ray.data.from_arrow(table), stage)
+        before, wall0 = _cpu_snapshot(), time.perf_counter()
+        batches = ds.iter_batches(batch_size=None, batch_format="pyarrow")
+        kept = sum(pc.sum(pc.is_null(batch["reason"])).as_py() for batch in batches)
+        wall, after = time.perf_counter() - wall0, _cpu_snapshot()
+        assert kept == len(paths), f"{len(paths) - kept} clips rejected"
+        used = {key: after[key] - before.get(key, 0.0) for key in after}
+        background = sum(v for (_, name), v in used.items() if any(a in name for a in _RAY_DATA_ACTORS))
+        total = sum(used.values())
+        return {f"stage-ray{suffix}": total - background, f"stage-ray-cluster{suffix}": total,
+                f"stage-ray-wall{suffix}": wall * cpus}
+
+    run()  # warm-up: worker processes import numpy/soundfile/soxr once
+    return run()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=480)
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each clip")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs for the stage-ray run")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--tmp", type=Path, help="directory for the synthetic FLAC files (default: system temp)")
+    args = parser.parse_args()
+
+    audio_s = args.clips * args.seconds
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        paths = _write_corpus(Path(tmp), args.clips, args.seconds)
+        cpu = {"bare": bench_bare(paths), "stage-loop": bench_stage_loop(paths, args.batch_size)}
+        cpu.update(bench_stage_ray(paths, args.batch_size, args.cpus))
+        cpu.update(bench_stage_ray(paths, args.batch_size, args.cpus, keep_audio=False))
+    results = {
+        "audio_seconds": audio_s,
+        "clips": args.clips,
+        "cpus_ray": args.cpus,
+        "cpu_seconds": {k: round(v, 3) for k, v in cpu.items()},
+        "x_realtime_per_core": {k: round(audio_s / v, 1) for k, v in cpu.items()},
+        "overhead_vs_bare": {k: round(v / cpu["bare"] - 1, 3) for k, v in cpu.items() if k != "bare"},
+    }
+    print(json.dumps(results, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""`uniaudio ingest`: corpus → audio records (Parquet) + rejects, with progress and a summary."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from uniaudio.cli.common import (
+    DryRun,
+    Limit,
+    MaxClipped,
+    MaxDuration,
+    MinBandwidth,
+    MinDuration,
+    MinWindow,
+    RayAddress,
+    SilenceDbfs,
+    SourceOptions,
+    Split,
+    Window,
+    audio_filters,
+    parse_source_options,
+)
+from uniaudio.pipelines.audio_stage import AudioStageConfig
+from uniaudio.pipelines.ingest import IngestConfig, dry_run, run_ingest
+from uniaudio.pipelines.progress import PartitionProgress, render_summary
+from uniaudio.pipelines.ray_runtime import RayConfig
+from uniaudio.pipelines.sources import SourceError, source_names
+
+
+def ingest(
+    source: Annotated[str, typer.Argument(help="Source name (see `uniaudio sources list`).", show_default=False)],
+    input_uri: Annotated[str, typer.Argument(help="Corpus root: local path or s3://bucket/prefix.")],
+    output_uri: Annotated[str, typer.Argument(help="Output root: records/, rejects/, _progress/, summary.json.")],
+    split: Split = None,
+    limit: Limit = None,
+    min_duration: MinDuration = 0.5,
+    max_duration: MaxDuration = None,
+    window: Window = None,
+    min_window: MinWindow = None,
+    silence_dbfs: SilenceDbfs = -60.0,
+    max_clipped: MaxClipped = 0.001,
+    min_bandwidth: MinBandwidth = 3000.0,
+    option: SourceOptions = None,
+    dry: DryRun = False,
+    ray_address: RayAddress = None,
+) -> None:
+    """Read a corpus in its distributed layout into audio records (Parquet) and rejects.
+
+    Decodes every record's audio (soundfile), downmixes to mono, resamples to 24 kHz, optionally cuts
+    windows, and drops what fails a filter with a reason code. Records (no waveforms) go to
+    OUTPUT_URI/records/, rejects to OUTPUT_URI/rejects/ (both Parquet datasets); re-running resumes.
+    --dry-run reports counts and hours from the metadata alone, decoding no audio and writing nothing.
+    """
+    if source not in source_names():
+        raise typer.BadParameter(f"unknown source {source!r}; known: {', '.join(source_names())}", param_hint="SOURCE")
+    filters = audio_filters(min_duration, max_duration, silence_dbfs, max_clipped, min_bandwidth)
+    config = IngestConfig(
+        source=source,
+        input_uri=input_uri,
+        output_uri=output_uri,
+        split=split,
+        limit=limit,
+        source_options=parse_source_options(option),
+        stage=AudioStageConfig(filters=filters, window_s=window, min_window_s=min_window, keep_audio=False),
+        ray=RayConfig(address=ray_address),
+    )
+    console = Console(width=120)
+    try:
+        num_partitions = len(config.make_source().partitions())
+        with PartitionProgress.show(num_partitions, console) as progress:
+            callback = lambda _partition, tally: progress.advance(tally)  # noqa: E731
+            summary = dry_run(config, callback) if dry else run_ingest(config, callback)
+    except SourceError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    render_summary(summary, console)
+    if not dry:
+        console.print(f"summary written to {output_uri.rstrip('/')}/summary.json")
