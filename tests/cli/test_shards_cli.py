@@ -66,3 +66,25 @@ def test_inspect_prints_metadata_and_tokens(tmp_path):
     assert "reason uint16 (8, 7)" in result.output and "recon uint16 (8, 18)" in result.output
     missing = runner.invoke(app, ["shards", "inspect", str(store), "src/nope"])
     assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_build_then_rerun_skips(tmp_path):
+    from uniaudio.testing.corpora import build_corpus
+
+    corpus = build_corpus("librispeech", tmp_path / "corpora")
+    out = tmp_path / "tokens"
+    args = ["shards", "build", "librispeech", str(corpus), str(out), "--codec", "tiny", "--max-shard-samples", "1"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "store: 2 shards, 2 samples" in first.output and "missing_file" in first.output
+    assert runner.invoke(app, ["shards", "validate", str(out)]).exit_code == 0
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "(1 skipped as already done)" in second.output and "this run: 0 samples" in second.output
+
+
+def test_build_rejects_unknown_source_and_options(tmp_path):
+    bad = runner.invoke(app, ["shards", "build", "nope", str(tmp_path), str(tmp_path / "o")])
+    assert bad.exit_code == 2 and "unknown source 'nope'" in bad.output
+    opt = runner.invoke(app, ["shards", "build", "librispeech", str(tmp_path), str(tmp_path / "o"), "-o", "x=1"])
+    assert opt.exit_code == 2 and "unknown option(s) ['x']" in opt.output

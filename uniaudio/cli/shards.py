@@ -11,11 +11,142 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from uniaudio.cli.common import (
+    Limit,
+    MaxClipped,
+    MaxDuration,
+    MinBandwidth,
+    MinDuration,
+    MinWindow,
+    RayAddress,
+    SilenceDbfs,
+    SourceOptions,
+    Split,
+    Window,
+    audio_filters,
+    parse_source_options,
+)
 from uniaudio.pipelines.token_store import iter_store, read_index, validate_store
 from uniaudio.pipelines.token_store.stats import collect_stats, plot_durations
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(soft_wrap=True)
+
+CodecName = Annotated[str, typer.Option("--codec", help="Codec config: 'tiny' (random weights, CPU, no set-up) or "
+                                        "'official' (the released ReasoningCodec; give --codec-ckpt etc.).")]
+
+
+@app.command()
+def build(
+    source: Annotated[str, typer.Argument(help="Source name (see `uniaudio sources list`; 'records' = an ingest "
+                                          "output).", show_default=False)],
+    input_uri: Annotated[str, typer.Argument(help="Corpus root (or ingest output): local path or s3://...")],
+    output_uri: Annotated[str, typer.Argument(help="Token store to write: local directory or s3://bucket/prefix.")],
+    codec: CodecName = "tiny",
+    codec_ckpt: Annotated[str | None, typer.Option(help="The released ReasoningCodec.checkpoint file.")] = None,
+    codec_dir: Annotated[str | None, typer.Option(help="A checkpoint-set directory (e.g. from "
+                                                  "`uniaudio codec init-tiny`, or uniaudio2_ckpt/).")] = None,
+    whisper: Annotated[str | None, typer.Option(help="Local whisper-medium directory.")] = None,
+    wavlm: Annotated[str | None, typer.Option(help="Local WavLM directory.")] = None,
+    music_ssl: Annotated[str | None, typer.Option(help="Music SSL (MusicFM) weights file.")] = None,
+    window_mode: Annotated[str | None, typer.Option(help="Codec windowing: 'tile' (released: repeat short clips "
+                                                    "to 30 s) or 'segment' (cheaper); default per codec.")] = None,
+    distill_features: Annotated[bool, typer.Option(help="Also store WavLM/MusicFM features pooled to 12.5 Hz "
+                                                   "(float16) for the stage-1 distillation objective.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Codec actors, one model each (default: one per GPU of the "
+                                                "cluster, else one CPU actor).", min=1, show_default=False)] = None,
+    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per codec actor (0 = CPU actors; default: 1 each "
+                                                   "when the cluster has GPUs).", min=0)] = 0.0,
+    batch_size: Annotated[int, typer.Option(help="Clips per codec batch.", min=1)] = 8,
+    max_shard_samples: Annotated[int, typer.Option(help="Close a shard at this many samples.", min=1)] = 10_000,
+    max_shard_mb: Annotated[float, typer.Option(help="Close a shard at this size (MiB).", min=0.01)] = 512.0,
+    split: Split = None,
+    limit: Limit = None,
+    min_duration: MinDuration = 0.5,
+    max_duration: MaxDuration = None,
+    window: Window = None,
+    min_window: MinWindow = None,
+    silence_dbfs: SilenceDbfs = -60.0,
+    max_clipped: MaxClipped = 0.001,
+    min_bandwidth: MinBandwidth = 3000.0,
+    option: SourceOptions = None,
+    force: Annotated[bool, typer.Option(help="Delete OUTPUT_URI first and rebuild from scratch.")] = False,
+    ray_address: RayAddress = None,
+) -> None:
+    """Tokenize a corpus into a token store: ingest → audio stage → ReasoningCodec → shards.
+
+    Streams on Ray: metadata tasks per input partition, CPU tasks decoding to 24 kHz mono, codec actors
+    (GPUs on a cluster with --gpus-per-worker, CPU actors on the embedded default), and the driver
+    writing shards. Rejects land in OUTPUT_URI/rejects/. Re-running resumes: finished partitions are
+    skipped and keys already in shards are never written twice; --force rebuilds.
+
+    Examples:
+
+      uniaudio shards build librispeech ./LibriSpeech ./tokens/ls --codec tiny
+
+      uniaudio shards build emilia s3://corpora/Emilia s3://tokens/emilia --codec official \
+          --codec-dir /ckpt/uniaudio2_ckpt --workers 8 --gpus-per-worker 1 --ray-address auto
+    """
+    from uniaudio.pipelines.audio_stage import AudioStageConfig
+    from uniaudio.pipelines.build import BuildConfig, run_build
+    from uniaudio.pipelines.progress import PartitionProgress
+    from uniaudio.pipelines.ray_runtime import RayConfig
+    from uniaudio.pipelines.sources import SourceError, source_names
+    from uniaudio.pipelines.token_store import ShardLimits
+    from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
+
+    if source not in source_names():
+        raise typer.BadParameter(f"unknown source {source!r}; known: {', '.join(source_names())}", param_hint="SOURCE")
+    paths = {k: v for k, v in {"codec": codec_ckpt, "whisper": whisper, "wavlm": wavlm, "music_ssl": music_ssl}.items()
+             if v}
+    try:
+        config = BuildConfig(
+            source=source,
+            input_uri=input_uri,
+            output_uri=output_uri,
+            split=split,
+            limit=limit,
+            source_options=parse_source_options(option),
+            stage=AudioStageConfig(
+                filters=audio_filters(min_duration, max_duration, silence_dbfs, max_clipped, min_bandwidth),
+                window_s=window, min_window_s=min_window, keep_audio=True),
+            tokenize=TokenizeStageConfig(
+                codec=codec, codec_dir=codec_dir, paths=paths, window_mode=window_mode,
+                distill_features=distill_features, batch_size=batch_size, gpus_per_actor=gpus_per_worker),
+            workers=workers,
+            limits=ShardLimits(max_samples=max_shard_samples, max_bytes=int(max_shard_mb * 1024 * 1024)),
+            force=force,
+            ray=RayConfig(address=ray_address),
+        )
+        num_partitions = len(config.make_source().partitions())
+        with PartitionProgress.show(num_partitions, console) as progress:
+            summary = run_build(config, lambda _partition, tally: progress.advance(tally))
+    except (SourceError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    _print_build_summary(summary)
+
+
+def _print_build_summary(summary: dict) -> None:
+    store, run = summary["store"] or {}, summary["this_run"]
+    parts = summary["partitions"]
+    console.print(f"[bold]shards build[/bold] {summary['source']}: {summary['input_uri']} → {summary['output_uri']}")
+    console.print(f"partitions {parts['done']}/{parts['total']} done ({parts['skipped']} skipped as already done)")
+    console.print(f"store: {store.get('shards', 0)} shards, {store.get('samples', 0):,} samples, "
+                  f"{store.get('duration_s', 0) / 3600:.4f} h, {store.get('reason_tokens', 0):,} reasoning + "
+                  f"{store.get('recon_tokens', 0):,} reconstruction tokens")
+    rate = run.get("audio_hours_per_second")
+    console.print(f"this run: {run['records']:,} samples, {run['hours']:.4f} h of audio in {run['seconds_wall']:.1f} s"
+                  + (f" ({rate * 3600:.2f} audio-hours per hour)" if rate else ""))
+    if summary["rejects_by_reason"]:
+        table = Table(title="rejects by reason")
+        table.add_column("reason")
+        table.add_column("count", justify="right")
+        for reason, count in summary["rejects_by_reason"].items():
+            table.add_row(reason, str(count))
+        console.print(table)
+    console.print(f"rejects: {summary['output_uri'].rstrip('/')}/rejects/   "
+                  f"summary: {summary['output_uri'].rstrip('/')}/build-summary.json")
 
 
 @app.command()

@@ -26,6 +26,7 @@ _MODULES = {
     "capspeech": "capspeech",
     "manifest": "manifest",
     "hf": "hf",
+    "records": "records",
 }
 
 __all__ = ["Source", "SourceError", "get_source", "source_names"]

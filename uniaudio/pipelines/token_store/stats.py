@@ -35,7 +35,7 @@ class SourceStats:
 @dataclass
 class StoreStats:
     per_source: dict[str, SourceStats]
-    durations: list[float]
+    durations: dict[str, list[float]]  # source → clip durations
     codec: dict
 
     @property
@@ -50,35 +50,42 @@ def collect_stats(store_uri: str, on_shard: Callable[[str], None] | None = None)
     """One pass over the store's samples (every shard listed in ``index.json``)."""
     index = read_index(store_uri)
     per_source: dict[str, SourceStats] = {}
-    durations: list[float] = []
+    durations: dict[str, list[float]] = {}
     for uri in shard_uris(store_uri, index):
         if on_shard:
             on_shard(uri)
         for sample in iter_shard(uri):
-            st = per_source.setdefault(str(sample.meta.get("source")), SourceStats())
+            source = str(sample.meta.get("source"))
+            st = per_source.setdefault(source, SourceStats())
             st.samples += 1
             st.duration_s += sample.duration_s
             st.reason_tokens += int(sample.reason.size)
             st.recon_tokens += int(sample.recon.size)
             st.extra_fields |= set(sample.extras)
-            durations.append(sample.duration_s)
-    return StoreStats(per_source=dict(sorted(per_source.items())), durations=durations, codec=index.codec)
+            durations.setdefault(source, []).append(sample.duration_s)
+    return StoreStats(per_source=dict(sorted(per_source.items())), durations=dict(sorted(durations.items())),
+                      codec=index.codec)
 
 
 def plot_durations(stats: StoreStats, path: str | Path, title: str = "") -> Path:
-    """Write a PNG histogram of clip durations (log-count axis), one colour per source."""
+    """Write a PNG histogram of clip durations, stacked by source."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    if stats.durations:
-        top = max(stats.durations)
-        bins = max(10, min(60, int(len(stats.durations) ** 0.5) * 2))
+    series = {name: values for name, values in stats.durations.items() if values}
+    if series:
+        top = max(max(v) for v in series.values())
+        count = sum(len(v) for v in series.values())
+        bins = max(10, min(60, int(count**0.5) * 2))
         edges = [top * i / bins for i in range(bins + 1)] if top > 0 else [0, 1]
-        ax.hist(stats.durations, bins=edges, color="#3b6ea5", edgecolor="white")
+        ax.hist(list(series.values()), bins=edges, stacked=True, label=list(series), edgecolor="white")
+        ax.legend(title="source")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("clip duration (s)")
     ax.set_ylabel("samples")
     total = stats.total

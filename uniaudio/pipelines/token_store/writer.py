@@ -204,7 +204,7 @@ class TokenStoreWriter:
             return None
         shard, self._shard = self._shard, None
         entry = shard.finish()
-        notes = {**self._notes, "codec_fingerprint": self.codec.get("fingerprint")}
+        notes = {**self._notes, "codec_fingerprint": self.codec.get("fingerprint"), "codec": self.codec}
         self._notes = {}
         journal = JournalEntry(shard=entry, keys=shard.keys, notes=notes)
         journal_uri = storage.join(self.uri, JOURNAL_DIR, f"{shard.name.removesuffix('.tar')}.json")
