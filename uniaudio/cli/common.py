@@ -76,3 +76,30 @@ def audio_filters(
         max_clipped_fraction=max_clipped,
         min_bandwidth_hz=min_bandwidth or None,
     )
+
+
+# --- Hugging Face dataset options (source `hf`), shared by `ingest` and `shards build` --------------------
+
+_HF = "Hugging Face datasets (source hf)"
+HFConfig = Annotated[str | None, typer.Option("--config", help="Dataset config name.", rich_help_panel=_HF,
+                                              show_default=False)]
+HFRevision = Annotated[str | None, typer.Option(help="Dataset revision (hub cache snapshots).", rich_help_panel=_HF,
+                                                show_default=False)]
+HFAudioColumn = Annotated[str | None, typer.Option(help="Audio column (default: audio).", rich_help_panel=_HF,
+                                                   show_default=False)]
+HFTextColumn = Annotated[str | None, typer.Option(help="Transcript column.", rich_help_panel=_HF, show_default=False)]
+HFCaptionColumn = Annotated[str | None, typer.Option(help="Caption column.", rich_help_panel=_HF, show_default=False)]
+HFSpeakerColumn = Annotated[str | None, typer.Option(help="Speaker column.", rich_help_panel=_HF, show_default=False)]
+HFIdColumn = Annotated[str | None, typer.Option(help="Column with stable ids for the keys (default: file stem and "
+                                                "row).", rich_help_panel=_HF, show_default=False)]
+HFStreaming = Annotated[bool, typer.Option("--streaming", help="Read record batches without materialising tables.",
+                                           rich_help_panel=_HF)]
+
+
+def merge_hf_options(source: str, options: dict[str, Any], **hf: Any) -> dict[str, Any]:
+    """Add the ``--config/--revision/--*-column/--streaming`` flags that were given to the source options."""
+    given = {k: v for k, v in hf.items() if v not in (None, False)}
+    if given and source != "hf":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise typer.BadParameter(f"{flags} only apply to source hf (other sources take -o KEY=VALUE options)")
+    return {**options, **given}

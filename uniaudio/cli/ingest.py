@@ -9,6 +9,14 @@ from rich.console import Console
 
 from uniaudio.cli.common import (
     DryRun,
+    HFAudioColumn,
+    HFCaptionColumn,
+    HFConfig,
+    HFIdColumn,
+    HFRevision,
+    HFSpeakerColumn,
+    HFStreaming,
+    HFTextColumn,
     Limit,
     MaxClipped,
     MaxDuration,
@@ -21,6 +29,7 @@ from uniaudio.cli.common import (
     Split,
     Window,
     audio_filters,
+    merge_hf_options,
     parse_source_options,
 )
 from uniaudio.pipelines.audio_stage import AudioStageConfig
@@ -44,6 +53,14 @@ def ingest(
     max_clipped: MaxClipped = 0.001,
     min_bandwidth: MinBandwidth = 3000.0,
     option: SourceOptions = None,
+    dataset_config: HFConfig = None,
+    revision: HFRevision = None,
+    audio_column: HFAudioColumn = None,
+    text_column: HFTextColumn = None,
+    caption_column: HFCaptionColumn = None,
+    speaker_column: HFSpeakerColumn = None,
+    id_column: HFIdColumn = None,
+    streaming: HFStreaming = False,
     dry: DryRun = False,
     ray_address: RayAddress = None,
 ) -> None:
@@ -63,7 +80,10 @@ def ingest(
         output_uri=output_uri,
         split=split,
         limit=limit,
-        source_options=parse_source_options(option),
+        source_options=merge_hf_options(
+            source, parse_source_options(option), config=dataset_config, revision=revision,
+            audio_column=audio_column, text_column=text_column, caption_column=caption_column,
+            speaker_column=speaker_column, id_column=id_column, streaming=streaming),
         stage=AudioStageConfig(filters=filters, window_s=window, min_window_s=min_window, keep_audio=False),
         ray=RayConfig(address=ray_address),
     )

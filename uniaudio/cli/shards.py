@@ -12,6 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from uniaudio.cli.common import (
+    HFAudioColumn,
+    HFCaptionColumn,
+    HFConfig,
+    HFIdColumn,
+    HFRevision,
+    HFSpeakerColumn,
+    HFStreaming,
+    HFTextColumn,
     Limit,
     MaxClipped,
     MaxDuration,
@@ -24,6 +32,7 @@ from uniaudio.cli.common import (
     Split,
     Window,
     audio_filters,
+    merge_hf_options,
     parse_source_options,
 )
 from uniaudio.pipelines.token_store import iter_store, read_index, validate_store
@@ -70,6 +79,14 @@ def build(
     max_clipped: MaxClipped = 0.001,
     min_bandwidth: MinBandwidth = 3000.0,
     option: SourceOptions = None,
+    dataset_config: HFConfig = None,
+    revision: HFRevision = None,
+    audio_column: HFAudioColumn = None,
+    text_column: HFTextColumn = None,
+    caption_column: HFCaptionColumn = None,
+    speaker_column: HFSpeakerColumn = None,
+    id_column: HFIdColumn = None,
+    streaming: HFStreaming = False,
     force: Annotated[bool, typer.Option(help="Delete OUTPUT_URI first and rebuild from scratch.")] = False,
     ray_address: RayAddress = None,
 ) -> None:
@@ -106,7 +123,10 @@ def build(
             output_uri=output_uri,
             split=split,
             limit=limit,
-            source_options=parse_source_options(option),
+            source_options=merge_hf_options(
+            source, parse_source_options(option), config=dataset_config, revision=revision,
+            audio_column=audio_column, text_column=text_column, caption_column=caption_column,
+            speaker_column=speaker_column, id_column=id_column, streaming=streaming),
             stage=AudioStageConfig(
                 filters=audio_filters(min_duration, max_duration, silence_dbfs, max_clipped, min_bandwidth),
                 window_s=window, min_window_s=min_window, keep_audio=True),

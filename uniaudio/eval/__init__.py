@@ -1,0 +1,1 @@
+"""Evaluation (token perplexity, ASR WER, codec reconstruction): not built yet; see README "Status"."""

@@ -20,7 +20,6 @@ output first.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -33,7 +32,7 @@ import pyarrow.parquet as pq
 
 from uniaudio.pipelines import storage
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
-from uniaudio.pipelines.ingest import OutputLayout, source_dataset, stream_partitions
+from uniaudio.pipelines.ingest import OutputLayout, settings_fingerprint, source_dataset, stream_partitions
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
@@ -94,16 +93,10 @@ class BuildConfig:
 
     def fingerprint(self) -> str:
         """Hash of what decides a partition's samples; markers written under other settings are redone."""
-        settings = {
-            "source": self.source,
-            "input_uri": self.input_uri,
-            "split": self.split,
-            "source_options": self.source_options,
-            "stage": asdict(self.stage),
-            "codec": {k: v for k, v in asdict(self.tokenize).items()
-                      if k in ("codec", "codec_dir", "paths", "window_mode", "distill_features")},
-        }
-        return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        codec = {k: v for k, v in asdict(self.tokenize).items()
+                 if k in ("codec", "codec_dir", "paths", "window_mode", "distill_features")}
+        return settings_fingerprint(source=self.source, input_uri=self.input_uri, split=self.split,
+                                    source_options=self.source_options, stage=asdict(self.stage), codec=codec)
 
 
 def _sample(row: dict[str, Any]) -> TokenSample:

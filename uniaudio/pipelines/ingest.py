@@ -58,6 +58,7 @@ __all__ = [
     "read_table",
     "records_dataset",
     "run_ingest",
+    "settings_fingerprint",
     "source_dataset",
     "stream_partitions",
 ]
@@ -136,14 +137,13 @@ class IngestConfig:
 
     def fingerprint(self) -> str:
         """Hash of the settings that decide a partition's output; markers from other settings are redone."""
-        settings = {
-            "source": self.source,
-            "input_uri": self.input_uri,
-            "split": self.split,
-            "source_options": self.source_options,
-            "stage": asdict(self.stage),
-        }
-        return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return settings_fingerprint(source=self.source, input_uri=self.input_uri, split=self.split,
+                                    source_options=self.source_options, stage=asdict(self.stage))
+
+
+def settings_fingerprint(**settings: Any) -> str:
+    """16 hex digits of SHA-1 over the JSON of ``settings`` (keys sorted): a run's identity in done-markers."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -11,23 +11,17 @@ import pytest
 import soundfile as sf
 
 from uniaudio.pipelines import storage
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
+from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources.emilia import EmiliaSource
 from uniaudio.testing.corpora import emilia as fixture
+
+from .helpers import split_items
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     return fixture.build(tmp_path_factory.mktemp("emilia"))
-
-
-def _split(items):
-    items = list(items)
-    records = {r.key: r for r in items if isinstance(r, AudioRecord)}
-    rejects = [r for r in items if isinstance(r, Reject)]
-    assert len(records) + len(rejects) == len(items)
-    return records, rejects
 
 
 def test_registered():
@@ -44,7 +38,7 @@ def test_hf_tar_pairs_by_stem_in_either_order(corpus):
 
     source = EmiliaSource(str(corpus / "Emilia"))
     assert source.partitions() == ["EN/EN-B000000.tar"]
-    records, rejects = _split(source.read_partition("EN/EN-B000000.tar"))
+    records, rejects = split_items(source.read_partition("EN/EN-B000000.tar"))
     assert sorted(records) == ["emilia/EN_B00000_S00000_W000000", "emilia/EN_B00000_S00010_W000003"]
     first = records["emilia/EN_B00000_S00000_W000000"]
     assert first.text == "Hello there, this is the first clip."  # leading space stripped, rest verbatim
@@ -77,7 +71,7 @@ def test_hf_tar_pairs_by_stem_in_either_order(corpus):
 
 def test_yodas_tar(corpus):
     source = EmiliaSource(str(corpus / "Emilia-YODAS"))
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert rejects == []
     (record,) = records.values()
     assert record.key == "emilia/EN_-Xy_z12AB3c_W000123"  # YouTube id keeps its leading '-' and '_'
@@ -91,7 +85,7 @@ def test_yodas_tar(corpus):
 def test_raw_tree_with_missing_mp3(corpus):
     source = EmiliaSource(str(corpus / "raw"))
     assert source.partitions() == ["EN/EN_B00000.jsonl"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert list(records) == ["emilia/EN_B00000_S00001_W000000"]
     record = records["emilia/EN_B00000_S00001_W000000"]
     assert record.audio_uri == str(
@@ -113,7 +107,7 @@ def test_root_reads_every_layout(corpus):
         "Emilia/EN/EN-B000000.tar",
         "raw/EN/EN_B00000.jsonl",
     ]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert len(records) == 4 and len(rejects) == 2
 
 
@@ -137,7 +131,7 @@ def test_bad_members(tmp_path):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     (path.parent / "EN-B000002.tar").write_bytes(b"")  # an empty download
-    records, rejects = _split(EmiliaSource(str(tmp_path)).iter_all())
+    records, rejects = split_items(EmiliaSource(str(tmp_path)).iter_all())
     assert records == {}
     assert [(r.key, r.reason) for r in rejects] == [
         ("emilia/EN_B00000_S00001_W000000", RejectReason.ZERO_BYTE),
@@ -150,7 +144,7 @@ def test_bad_members(tmp_path):
     assert "EN_B00000_S00011_W000000.json" in rejects[1].detail
 
 
-def test_bad_layout_and_split(tmp_path):
+def test_bad_layout_andsplit_items(tmp_path):
     with pytest.raises(SourceError, match=str(tmp_path)):
         EmiliaSource(str(tmp_path)).partitions()
     with pytest.raises(SourceError, match="no splits"):
@@ -161,10 +155,10 @@ def test_bad_layout_and_split(tmp_path):
 
 def test_s3_input(corpus, s3_bucket):
     storage.upload_tree(corpus, f"{s3_bucket}/emilia")
-    local_records, local_rejects = _split(EmiliaSource(str(corpus)).iter_all())
+    local_records, local_rejects = split_items(EmiliaSource(str(corpus)).iter_all())
     source = EmiliaSource(f"{s3_bucket}/emilia")
     assert source.partitions() == EmiliaSource(str(corpus)).partitions()
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == sorted(local_records)
     assert [(r.key, r.reason) for r in rejects] == [(r.key, r.reason) for r in local_rejects]
     tar_record = records["emilia/EN_B00000_S00000_W000000"]

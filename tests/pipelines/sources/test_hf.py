@@ -252,16 +252,15 @@ def test_parquet_on_s3(offline, s3_bucket):
 
 
 def test_ingest_cli_reads_hf_offline(offline, tmp_path, ray_session):
-    """``uniaudio ingest hf`` end to end: options through ``--option``, durations measured by the audio stage."""
+    """``uniaudio ingest hf`` end to end: the column flags (and ``-o`` for the rest), durations measured."""
     from typer.testing import CliRunner
 
     from uniaudio.cli.main import app
     from uniaudio.pipelines.ingest import read_records, read_table
 
     out = str(tmp_path / "records")
-    mapping = {k: v for k, v in MAPPING.items() if k != "duration_column"}  # durations come from decoding
-    options = [arg for key, value in mapping.items() for arg in ("--option", f"{key}={value}")]
-    args = ["ingest", "hf", "tiny_speech", out, "-o", "config=german", "-o", "streaming=true", *options]
+    args = ["ingest", "hf", "tiny_speech", out, "--config", "german", "--streaming", "--id-column", "utt_id",
+            "--text-column", "sentence", "--speaker-column", "speaker", "-o", "labels_column=tags"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     cache_dir = HFSource("tiny_speech", config="german").tables.root
@@ -301,3 +300,26 @@ def test_streamed_batches_are_bounded_and_projected(tmp_path, writer):
     streamed = list(stream_table_rows(path, ("audio",), columns=["audio", "text"], batch_size=2))
     loaded = [(i, {k: v for k, v in row.items() if k != "other"}) for i, row in iter_table_rows(path, ("audio",))]
     assert streamed == loaded and streamed[4][1]["audio"].num_bytes == 5
+
+
+def test_hf_flags_are_refused_for_other_sources(tmp_path):
+    from typer.testing import CliRunner
+
+    from uniaudio.cli.main import app
+
+    args = ["ingest", "librispeech", str(tmp_path), str(tmp_path / "o"), "--text-column", "x"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--text-column only apply to source hf" in result.output
+
+
+def test_shards_build_from_a_saved_dataset(offline, tmp_path, ray_session):
+    from uniaudio.pipelines.build import BuildConfig, run_build
+    from uniaudio.pipelines.token_store import iter_store, validate_store
+
+    out = str(tmp_path / "tokens")
+    run_build(BuildConfig(source="hf", input_uri=str(offline["saved"]), output_uri=out, split="train",
+                          source_options={"id_column": "utt_id", "text_column": "sentence"}))
+    assert validate_store(out) == []
+    samples = {s.key: s for s in iter_store(out)}
+    assert sorted(samples) == ["hf/saved/utt-a", "hf/saved/utt_b"]
+    assert samples["hf/saved/utt-a"].meta["text"] == "hello world"

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
+from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources.librilight import LibriLightSource
 from uniaudio.testing.corpora import librilight as fixture
+
+from .helpers import split_items
 
 HOLLAND = "librilight/small/960/history_of_holland_librivox/holland_01"
 ALICE = "librilight/medium/10/alice_s_adventures__vol_1__librivox/alice_01"
@@ -23,14 +25,6 @@ def corpus(tmp_path_factory) -> Path:
     return fixture.build(tmp_path_factory.mktemp("librilight"))
 
 
-def _split(items):
-    items = list(items)
-    records = {r.key: r for r in items if isinstance(r, AudioRecord)}
-    rejects = [r for r in items if isinstance(r, Reject)]
-    assert len(records) + len(rejects) == len(items)
-    return records, rejects
-
-
 def test_registered():
     assert get_source("librilight") is LibriLightSource
 
@@ -39,7 +33,7 @@ def test_all_subsets(corpus):
     assert "flac" in corpus.name  # the trap: a directory name containing "flac"
     source = LibriLightSource(str(corpus))
     assert source.partitions() == ["librispeech_finetuning/1h/0/clean/1089/134686", "medium/10", "small/960"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == [
         "librilight/librispeech_finetuning/1089-134686-0000",
         f"{ALICE}/0",
@@ -93,7 +87,7 @@ def test_bad_sidecars(corpus, tmp_path):
     (book / "holland_05.json").write_text(json.dumps({"voice_activity": [[0, 1]]}))
     (book / "holland_06.flac").write_bytes(b"")
     (book / "holland_06.json").write_text(json.dumps({"voice_activity": [[0, 1]]}))
-    records, rejects = _split(LibriLightSource(str(tree)).iter_all())
+    records, rejects = split_items(LibriLightSource(str(tree)).iter_all())
     base = "librilight/small/960/history_of_holland_librivox"
     assert sorted(records) == [f"{base}/holland_01/0", f"{base}/holland_01/1", f"{base}/holland_04/0"]
     assert records[f"{base}/holland_04/0"].speaker == "960"  # JSON without speaker: the directory id
@@ -113,8 +107,8 @@ def test_s3_input(corpus, s3_bucket):
     local = LibriLightSource(str(corpus))
     source = LibriLightSource(f"{s3_bucket}/ll")
     assert source.partitions() == local.partitions()
-    records, rejects = _split(source.iter_all())
-    local_records, local_rejects = _split(local.iter_all())
+    records, rejects = split_items(source.iter_all())
+    local_records, local_rejects = split_items(local.iter_all())
     assert sorted(records) == sorted(local_records)
     assert [(r.key, r.reason) for r in rejects] == [(r.key, r.reason) for r in local_rejects]
     assert records[f"{HOLLAND}/1"].audio_uri == f"{s3_bucket}/ll/{fixture.HOLLAND}.flac"

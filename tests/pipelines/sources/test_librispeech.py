@@ -8,23 +8,17 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
+from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources.librispeech import LibriSpeechSource, parse_alignments, parse_speakers
 from uniaudio.testing.corpora import librispeech as fixture
+
+from .helpers import split_items
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     return fixture.build(tmp_path_factory.mktemp("librispeech"))
-
-
-def _split(items):
-    items = list(items)
-    records = {r.key: r for r in items if isinstance(r, AudioRecord)}
-    rejects = [r for r in items if isinstance(r, Reject)]
-    assert len(records) + len(rejects) == len(items)
-    return records, rejects
 
 
 def test_registered():
@@ -53,7 +47,7 @@ def test_alignment_parse():
 def test_records(corpus, split):
     source = LibriSpeechSource(str(corpus), split=split)
     assert source.partitions() == ["dev-clean/1272/128104"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == ["librispeech/1272-128104-0000", "librispeech/1272-128104-0001"]
     for key, record in records.items():
         utt = key.split("/")[1]
@@ -87,7 +81,7 @@ def test_malformed_line_and_empty_flac(corpus, tmp_path):
     (chapter / "1272-128104-0001.flac").write_bytes(b"")
     with open(chapter / "1272-128104.trans.txt", "a", encoding="utf-8") as f:
         f.write("1272-128104-0003\n")
-    records, rejects = _split(LibriSpeechSource(str(tree)).iter_all())
+    records, rejects = split_items(LibriSpeechSource(str(tree)).iter_all())
     assert list(records) == ["librispeech/1272-128104-0000"]
     assert [(r.key, r.reason) for r in rejects] == [
         ("librispeech/1272-128104-0001", RejectReason.ZERO_BYTE),
@@ -101,10 +95,10 @@ def test_s3_input(corpus, s3_bucket):
     from uniaudio.pipelines import storage
 
     storage.upload_tree(corpus, f"{s3_bucket}/LibriSpeech")
-    local_records, local_rejects = _split(LibriSpeechSource(str(corpus)).iter_all())
+    local_records, local_rejects = split_items(LibriSpeechSource(str(corpus)).iter_all())
     source = LibriSpeechSource(f"{s3_bucket}/LibriSpeech")
     assert source.partitions() == ["dev-clean/1272/128104"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == sorted(local_records)
     assert [(r.key, r.reason) for r in rejects] == [(r.key, r.reason) for r in local_rejects]
     for key, record in records.items():

@@ -7,23 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
+from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources.manifest import ManifestSource
 from uniaudio.testing.corpora import manifest as fixture
+
+from .helpers import split_items
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     return fixture.build(tmp_path_factory.mktemp("manifest"))
-
-
-def _split(items):
-    items = list(items)
-    records = {r.key: r for r in items if isinstance(r, AudioRecord)}
-    rejects = [r for r in items if isinstance(r, Reject)]
-    assert len(records) + len(rejects) == len(items)
-    return records, rejects
 
 
 def test_registered():
@@ -39,7 +33,7 @@ def test_fixture_traps(corpus):
 def test_audiofolder(corpus):
     source = ManifestSource(str(corpus / "audiofolder"))
     assert source.partitions() == ["test/metadata.jsonl", "train/metadata.csv"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == [
         "manifest/audiofolder/test/c",
         "manifest/audiofolder/train/a",
@@ -61,14 +55,14 @@ def test_audiofolder(corpus):
 def test_audiofolder_split_and_name(corpus):
     source = ManifestSource(str(corpus / "audiofolder"), split="test", name="my_set")
     assert source.partitions() == ["test/metadata.jsonl"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert list(records) == ["manifest/my_set/test/c"] and rejects == []
 
 
 def test_nemo(corpus):
     source = ManifestSource(str(corpus / "nemo" / "manifest.jsonl"))
     assert source.partitions() == ["manifest.jsonl"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == ["manifest/nemo/audio/a_500", "manifest/nemo/audio/b", "manifest/nemo/audio/c"]
     a = records["manifest/nemo/audio/a_500"]
     assert a.audio_uri == str(corpus / "audio/a.wav")  # relative to the manifest
@@ -89,7 +83,7 @@ def test_nemo(corpus):
 def test_kaldi(corpus):
     source = ManifestSource(str(corpus / "kaldi"))
     assert source.partitions() == ["wav.scp"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == ["manifest/kaldi/utt1", "manifest/kaldi/utt2", "manifest/kaldi/utt3"]
     expected = {
         "utt1": ("HELLO THERE", "spkA", 0.0, 1.0, "a.wav", "rec1"),
@@ -112,7 +106,7 @@ def test_kaldi_without_segments_and_bad_rows(corpus, tmp_path):
         f"r1 {corpus / 'audio/a.wav'}\nr2 sox x.wav -t wav - |\nr3\n", encoding="utf-8"
     )
     (data / "text").write_text("r1 full recording\n", encoding="utf-8")
-    records, rejects = _split(ManifestSource(str(data), split="train").iter_all())
+    records, rejects = split_items(ManifestSource(str(data), split="train").iter_all())
     assert list(records) == ["manifest/train/r1"]
     r1 = records["manifest/train/r1"]
     assert (r1.text, r1.offset_s, r1.duration_s, r1.split) == ("full recording", 0.0, None, "train")
@@ -125,7 +119,7 @@ def test_kaldi_without_segments_and_bad_rows(corpus, tmp_path):
 def test_fairseq_tsv(corpus):
     source = ManifestSource(str(corpus / "fairseq"))
     assert source.partitions() == ["train.tsv"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == ["manifest/fairseq/a", "manifest/fairseq/b"]
     a, b = records["manifest/fairseq/a"], records["manifest/fairseq/b"]
     assert (a.text, a.split, a.meta, a.duration_s) == ("HELLO WORLD", "train", {"num_samples": 32000}, None)
@@ -157,8 +151,8 @@ def test_nemo_and_kaldi_on_s3(corpus, s3_bucket):
 
     storage.upload_tree(corpus, f"{s3_bucket}/m")
     for form, present in (("nemo", 3), ("kaldi", 3), ("fairseq", 2)):
-        records, rejects = _split(ManifestSource(f"{s3_bucket}/m/{form}").iter_all())
-        local_records, local_rejects = _split(ManifestSource(str(corpus / form)).iter_all())
+        records, rejects = split_items(ManifestSource(f"{s3_bucket}/m/{form}").iter_all())
+        local_records, local_rejects = split_items(ManifestSource(str(corpus / form)).iter_all())
         assert len(records) == present
         assert sorted(records) == sorted(local_records)  # the namespace is the directory name in both
         assert all(r.audio_uri.startswith(f"{s3_bucket}/m/audio/") for r in records.values())

@@ -10,11 +10,13 @@ import pytest
 import soundfile as sf
 
 from uniaudio.pipelines import storage
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
+from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources.hf_tables import read_audio_cell
 from uniaudio.pipelines.sources.mls import MLSSource
 from uniaudio.testing.corpora import mls as fixture
+
+from .helpers import split_items
 
 TITLE = 'Die Geschichte "vom", kleinen Muck'
 
@@ -27,14 +29,6 @@ def corpus(tmp_path_factory) -> Path:
     return flac_tree.parent
 
 
-def _split(items):
-    items = list(items)
-    records = {r.key: r for r in items if isinstance(r, AudioRecord)}
-    rejects = [r for r in items if isinstance(r, Reject)]
-    assert len(records) + len(rejects) == len(items)
-    return records, rejects
-
-
 def test_registered():
     assert get_source("mls") is MLSSource
 
@@ -45,7 +39,7 @@ def test_registered():
 def test_openslr_tree(corpus, tree, suffix, rate):
     source = MLSSource(str(corpus / tree))
     assert source.partitions() == ["dev", "train"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == [
         "mls/german/1234_5678_000000", "mls/german/1234_5678_000001", "mls/german/4321_8765_000007"
     ]
@@ -88,7 +82,7 @@ def test_openslr_tree(corpus, tree, suffix, rate):
     ("dev", ["mls/german/4321_8765_000007"]),
 ])
 def test_openslr_splits(corpus, split, keys):
-    records, rejects = _split(MLSSource(str(corpus / "mls_german"), split=split).iter_all())
+    records, rejects = split_items(MLSSource(str(corpus / "mls_german"), split=split).iter_all())
     assert sorted(records) == keys
     assert rejects == []
     assert {r.split for r in records.values()} == {{"9_hours": "9hr"}.get(split, split)}
@@ -104,10 +98,10 @@ def test_bad_split_and_layout(corpus, tmp_path):
 
 
 def test_shards(corpus):
-    whole, whole_rejects = _split(MLSSource(str(corpus / "mls_german")).iter_all())
+    whole, whole_rejects = split_items(MLSSource(str(corpus / "mls_german")).iter_all())
     source = MLSSource(str(corpus / "mls_german"), shards=2)
     assert source.partitions() == ["dev#0000-of-0002", "dev#0001-of-0002", "train#0000-of-0002", "train#0001-of-0002"]
-    parts = [_split(source.read_partition(p)) for p in source.partitions()]
+    parts = [split_items(source.read_partition(p)) for p in source.partitions()]
     # line k of transcripts.txt (1-based) goes to shard k % 2
     assert [sorted(records) for records, _ in parts] == [
         [],
@@ -127,7 +121,7 @@ def test_language_option(corpus, tmp_path):
     import shutil
 
     shutil.copytree(corpus / "mls_german", tmp_path / "renamed")
-    records, _ = _split(MLSSource(str(tmp_path / "renamed"), split="dev", language="german").iter_all())
+    records, _ = split_items(MLSSource(str(tmp_path / "renamed"), split="dev", language="german").iter_all())
     assert list(records) == ["mls/german/4321_8765_000007"]
     assert records["mls/german/4321_8765_000007"].language == "de"
     with pytest.raises(SourceError, match="known: language"):
@@ -141,7 +135,7 @@ def test_malformed_transcript_line(corpus, tmp_path):
     shutil.copytree(corpus / "mls_german", tree)
     with open(tree / "dev" / "transcripts.txt", "a", encoding="utf-8") as f:
         f.write("4321_8765_000008 no tab here\n")
-    records, rejects = _split(MLSSource(str(tree), split="dev").iter_all())
+    records, rejects = split_items(MLSSource(str(tree), split="dev").iter_all())
     assert list(records) == ["mls/german/4321_8765_000007"]
     assert [(r.key, r.reason) for r in rejects] == [("mls/german/4321_8765_000008", RejectReason.MALFORMED_METADATA)]
     assert "transcripts.txt line 2" in rejects[0].detail
@@ -171,7 +165,7 @@ def test_hf_parquet(corpus):
     root = corpus / "multilingual_librispeech"
     source = MLSSource(str(root))
     assert source.partitions() == ["german/train-00000-of-00001.parquet"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     uri = str(root / "german/train-00000-of-00001.parquet")
     _check_parquet(records, rejects, uri)
     assert read_audio_cell(uri, 1, "audio")[:4] == b"fLaC"
@@ -189,7 +183,7 @@ def test_hf_parquet_bad_rows(tmp_path):
         "id": ["10_20_000001", "10_20_000002"],
     })
     pq.write_table(table, path)
-    records, rejects = _split(MLSSource(str(tmp_path)).iter_all())
+    records, rejects = split_items(MLSSource(str(tmp_path)).iter_all())
     assert records == {}
     assert [(r.key, r.reason) for r in rejects] == [
         ("mls/german/10_20_000001", RejectReason.ZERO_BYTE),
@@ -203,7 +197,7 @@ def test_openslr_opus_tree_on_s3(corpus, s3_bucket):
     storage.upload_tree(tree, f"{s3_bucket}/mls_german_opus")
     source = MLSSource(f"{s3_bucket}/mls_german_opus", split="1hr")
     assert source.partitions() == ["train"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert list(records) == ["mls/german/1234_5678_000000"]
     record = records["mls/german/1234_5678_000000"]
     assert record.audio_uri == f"{s3_bucket}/mls_german_opus/train/audio/1234/5678/1234_5678_000000.opus"
@@ -217,6 +211,6 @@ def test_hf_parquet_on_s3(corpus, s3_bucket):
     storage.atomic_write_bytes(uri, local.read_bytes())
     source = MLSSource(f"{s3_bucket}/mls")
     assert source.partitions() == ["german/train-00000-of-00001.parquet"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     _check_parquet(records, rejects, uri)
     assert read_audio_cell(uri, 0, "audio") == read_audio_cell(str(local), 0, "audio")

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
+from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources import wenetspeech as module
 from uniaudio.pipelines.sources.wenetspeech import WenetSpeechSource
 from uniaudio.testing.corpora import wenetspeech as fixture
+
+from .helpers import split_items
 
 YT = "wenetspeech/Y0000000000_--5llN02F84"
 
@@ -22,14 +24,6 @@ def corpus(tmp_path_factory) -> Path:
     return fixture.build(tmp_path_factory.mktemp("wenetspeech"))
 
 
-def _split(items):
-    items = list(items)
-    records = {r.key: r for r in items if isinstance(r, AudioRecord)}
-    rejects = [r for r in items if isinstance(r, Reject)]
-    assert len(records) + len(rejects) == len(items)
-    return records, rejects
-
-
 def test_registered():
     assert get_source("wenetspeech") is WenetSpeechSource
 
@@ -37,7 +31,7 @@ def test_registered():
 def test_all_segments(corpus):
     source = WenetSpeechSource(str(corpus))
     assert source.partitions() == ["WenetSpeech.json"]
-    records, rejects = _split(source.iter_all())
+    records, rejects = split_items(source.iter_all())
     assert sorted(records) == ["wenetspeech/P0000000001_S00000", f"{YT}_S00000", f"{YT}_S00001"]
     expected = {
         f"{YT}_S00000": ("怎么样\u3000这些日子住得还习惯吧", 0.0, 1.2, "L"),  # full-width space kept
@@ -74,18 +68,18 @@ def test_all_segments(corpus):
     ("TEST_MEETING", []),
 ])
 def test_subset_filter(corpus, split, keys):
-    records, rejects = _split(WenetSpeechSource(str(corpus / "WenetSpeech.json"), split=split).iter_all())
+    records, rejects = split_items(WenetSpeechSource(str(corpus / "WenetSpeech.json"), split=split).iter_all())
     assert sorted(records) == keys
     assert rejects == []
     assert {r.split for r in records.values()} <= {split.upper()}
 
 
 def test_shards(corpus):
-    whole, whole_rejects = _split(WenetSpeechSource(str(corpus)).iter_all())
+    whole, whole_rejects = split_items(WenetSpeechSource(str(corpus)).iter_all())
     source = WenetSpeechSource(str(corpus), shards="2")  # CLI options arrive as strings
     assert source.partitions() == ["WenetSpeech.json#0000-of-0002", "WenetSpeech.json#0001-of-0002"]
-    first, first_rejects = _split(source.read_partition("WenetSpeech.json#0000-of-0002"))
-    second, second_rejects = _split(source.read_partition("WenetSpeech.json#0001-of-0002"))
+    first, first_rejects = split_items(source.read_partition("WenetSpeech.json#0000-of-0002"))
+    second, second_rejects = split_items(source.read_partition("WenetSpeech.json#0001-of-0002"))
     # audios 0 and 2 go to shard 0, audio 1 to shard 1
     assert sorted(first) == [f"{YT}_S00000", f"{YT}_S00001"]
     assert [r.key for r in first_rejects] == ["wenetspeech/Y0000000002_a-b_c_S00000"]
@@ -95,7 +89,7 @@ def test_shards(corpus):
 
 
 def test_missing_recording_only_rejected_for_wanted_segments(corpus):
-    records, rejects = _split(WenetSpeechSource(str(corpus), split="TEST_NET").iter_all())
+    records, rejects = split_items(WenetSpeechSource(str(corpus), split="TEST_NET").iter_all())
     assert records == {}
     assert [r.key for r in rejects] == ["wenetspeech/Y0000000002_a-b_c_S00000"]
 
@@ -106,7 +100,7 @@ def test_streams_without_json_load(corpus, monkeypatch):
 
     monkeypatch.setattr(json, "load", forbidden)
     monkeypatch.setattr(json, "loads", forbidden)
-    records, _ = _split(WenetSpeechSource(str(corpus)).iter_all())
+    records, _ = split_items(WenetSpeechSource(str(corpus)).iter_all())
     assert len(records) == 3
     assert module.ijson is not None
 
@@ -129,7 +123,7 @@ def test_bad_input(corpus, tmp_path):
     (tmp_path / "audio/train/youtube/B00000").mkdir(parents=True)
     (tmp_path / "audio/train/youtube/B00000/Y0000000000_--5llN02F84.opus").write_bytes(
         (corpus / "audio/train/youtube/B00000/Y0000000000_--5llN02F84.opus").read_bytes())
-    records, rejects = _split(WenetSpeechSource(str(tmp_path)).iter_all())
+    records, rejects = split_items(WenetSpeechSource(str(tmp_path)).iter_all())
     assert records == {}
     assert [(r.key, r.reason) for r in rejects] == [
         ("wenetspeech/A_S0", RejectReason.MALFORMED_METADATA),
@@ -144,10 +138,10 @@ def test_s3_input(corpus, s3_bucket):
     from uniaudio.pipelines import storage
 
     storage.upload_tree(corpus, f"{s3_bucket}/ws")
-    records, rejects = _split(WenetSpeechSource(f"{s3_bucket}/ws", split="L").iter_all())
+    records, rejects = split_items(WenetSpeechSource(f"{s3_bucket}/ws", split="L").iter_all())
     assert sorted(records) == [f"{YT}_S00000", f"{YT}_S00001"]
     opus = "audio/train/youtube/B00000/Y0000000000_--5llN02F84.opus"
     assert records[f"{YT}_S00000"].audio_uri == f"{s3_bucket}/ws/{opus}"
     assert rejects == []
-    _, rejects = _split(WenetSpeechSource(f"{s3_bucket}/ws/WenetSpeech.json", split="TEST_NET").iter_all())
+    _, rejects = split_items(WenetSpeechSource(f"{s3_bucket}/ws/WenetSpeech.json", split="TEST_NET").iter_all())
     assert [(r.key, r.reason) for r in rejects] == [("wenetspeech/Y0000000002_a-b_c_S00000", RejectReason.MISSING_FILE)]

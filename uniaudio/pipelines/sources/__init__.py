@@ -11,7 +11,7 @@ import importlib
 from uniaudio.pipelines.sources.base import Source, SourceError
 
 # source name → module under uniaudio.pipelines.sources
-_MODULES = {
+SOURCE_MODULES = {
     "emilia": "emilia",
     "mls": "mls",
     "librispeech": "librispeech",
@@ -29,18 +29,18 @@ _MODULES = {
     "records": "records",
 }
 
-__all__ = ["Source", "SourceError", "get_source", "source_names"]
+__all__ = ["SOURCE_MODULES", "Source", "SourceError", "get_source", "source_names"]
 
 
 def source_names() -> list[str]:
-    return list(_MODULES)
+    return list(SOURCE_MODULES)
 
 
 def get_source(name: str) -> type[Source]:
     """The source class registered under ``name``; ``ValueError`` lists the known names."""
-    if name not in _MODULES:
-        raise ValueError(f"unknown source {name!r}; known sources: {', '.join(_MODULES)}")
-    module = importlib.import_module(f"uniaudio.pipelines.sources.{_MODULES[name]}")
+    if name not in SOURCE_MODULES:
+        raise ValueError(f"unknown source {name!r}; known sources: {', '.join(SOURCE_MODULES)}")
+    module = importlib.import_module(f"uniaudio.pipelines.sources.{SOURCE_MODULES[name]}")
     for obj in vars(module).values():
         if isinstance(obj, type) and issubclass(obj, Source) and getattr(obj, "name", None) == name:
             return obj

@@ -10,24 +10,13 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from uniaudio.pipelines.sources import SOURCE_MODULES
+
 __all__ = ["CORPORA", "build_all", "build_corpus"]
 
-#: source name (as in ``uniaudio sources list``) → module under ``uniaudio.testing.corpora``
-CORPORA: dict[str, str] = {
-    "emilia": "emilia",
-    "mls": "mls",
-    "librispeech": "librispeech",
-    "librilight": "librilight",
-    "wenetspeech": "wenetspeech",
-    "audioset": "audioset",
-    "audiocaps": "audiocaps",
-    "wavcaps": "wavcaps",
-    "musiccaps": "musiccaps",
-    "msd": "msd",
-    "laion-audio": "laion_audio",
-    "capspeech": "capspeech",
-    "manifest": "manifest",
-}
+#: source name → fixture module under ``uniaudio.testing.corpora`` (named like the source's module).
+#: ``hf`` and ``records`` read ``datasets`` and ingest outputs, which tests make with those tools.
+CORPORA: dict[str, str] = {name: module for name, module in SOURCE_MODULES.items() if name not in ("hf", "records")}
 
 
 def build_corpus(name: str, root: Path) -> Path:
