@@ -18,7 +18,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 fi
 
 export DS_BUILD_OPS=0
-"${pip[@]}" -c constraints-cpu.txt torch
+"${pip[@]}" -c constraints-cpu.txt torch numpy
 if ! "$py" -c "import torchaudio" >/dev/null 2>&1; then
   "${pip[@]}" --no-deps torchaudio==2.11.0
   site=$("$py" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
