@@ -16,6 +16,7 @@ import pytest
 from uniaudio.pipelines import audio_io, storage
 from uniaudio.pipelines.audio_io import AudioReadError
 from uniaudio.pipelines.records import RejectReason
+from uniaudio.testing.archives import write_tar
 from uniaudio.testing.audio import encode_audio, synth
 
 
@@ -35,6 +36,8 @@ def _clip(suffix: str, seconds: float, sr: int, seed: int = 0) -> bytes:
 
 
 def _tar(path: Path, members: dict[str, bytes], mode: str = "w") -> Path:
+    if mode == "w":
+        return write_tar(path, members.items())
     with tarfile.open(path, mode) as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)

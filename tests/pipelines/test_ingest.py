@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +17,7 @@ from uniaudio.pipelines.audio_stage import AudioFilterConfig, AudioStageConfig
 from uniaudio.pipelines.ingest import IngestConfig, OutputLayout, dry_run, read_records, read_table, run_ingest
 from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, make_key
 from uniaudio.pipelines.sources import Source
+from uniaudio.testing.archives import tar_bytes
 from uniaudio.testing.audio import encode_audio, synth
 from uniaudio.testing.corpora import CORPORA, build_corpus
 
@@ -50,13 +49,7 @@ class ToySource(Source):
 
 
 def _tar_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_bytes(members.items())
 
 
 def build_toy(root: str) -> str:

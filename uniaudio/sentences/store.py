@@ -22,10 +22,7 @@ build leaves no ``index.json`` and is rebuilt with ``overwrite``.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -34,16 +31,9 @@ from typing import Any
 import numpy as np
 
 from uniaudio.pipelines import storage
-from uniaudio.pipelines.token_store.format import (
-    TAR_END,
-    check_key,
-    npy_bytes,
-    shard_name,
-    split_member,
-    tar_header,
-    tar_padding,
-)
-from uniaudio.pipelines.token_store.writer import ShardLimits
+from uniaudio.pipelines.token_store.format import check_key, load_npy, npy_bytes, shard_name, split_member
+from uniaudio.pipelines.token_store.reader import StoreReadError, iter_members
+from uniaudio.pipelines.token_store.writer import ShardFile, ShardLimits
 
 __all__ = ["FORMAT_NAME", "INDEX_NAME", "Sentence", "SentenceStoreWriter", "iter_sentences", "read_index"]
 
@@ -91,8 +81,9 @@ class SentenceStoreWriter:
 
     Refuses a store that already has an ``index.json`` unless ``overwrite``, and any other kind of store
     always. Shards left by an unfinished build (no index) and, with ``overwrite``, the old store's shards
-    and index are deleted first. Use as a context manager: on an exception the open shard is dropped and no index
-    is written.
+    and index are deleted first. Use as a context manager: on an exception the open shard is dropped and
+    no index is written. Shards are written by the token store's :class:`ShardFile` (staged, hashed,
+    committed whole).
     """
 
     def __init__(self, uri: str, limits: ShardLimits | None = None, overwrite: bool = False) -> None:
@@ -109,10 +100,7 @@ class SentenceStoreWriter:
         for stale in storage.glob(uri, "shard-*.tar"):
             storage.remove(stale)
         self.shards: list[ShardInfo] = []
-        self._staging: Any = None
-        self._file: Any = None
-        self._path: Any = None
-        self._sha = hashlib.sha256()
+        self._file: ShardFile | None = None
         self._closed = False
 
     def write(self, sentence: Sentence) -> None:
@@ -120,37 +108,20 @@ class SentenceStoreWriter:
             raise RuntimeError("writer is closed")
         check_key(sentence.key)
         if self._file is None:
-            self._open()
+            name = shard_name(len(self.shards))
+            self.shards.append(ShardInfo(name=name))
+            self._file = ShardFile(storage.join(self.uri, name))
         shard = self.shards[-1]
-        for name, data in sentence.members():
-            self._emit(tar_header(name, len(data)) + data + tar_padding(len(data)))
+        self._file.add(sentence.members())
         shard.samples += 1
         shard.tokens += sentence.tokens
-        if shard.samples >= self.limits.max_samples or shard.bytes >= self.limits.max_bytes:
+        if shard.samples >= self.limits.max_samples or self._file.size >= self.limits.max_bytes:
             self._commit()
 
-    def _open(self) -> None:
-        name = shard_name(len(self.shards))
-        self.shards.append(ShardInfo(name=name))
-        self._staging = storage.local_staging_file(storage.join(self.uri, name), suffix=".tar")
-        path = self._staging.__enter__()
-        self._file = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in _commit/abort
-        self._path = path
-        self._sha = hashlib.sha256()
-
-    def _emit(self, data: bytes) -> None:
-        self._file.write(data)
-        self._sha.update(data)
-        self.shards[-1].bytes += len(data)
-
     def _commit(self) -> None:
-        self._emit(TAR_END)
-        self._file.close()
-        self._file = None
         shard = self.shards[-1]
-        shard.sha256 = self._sha.hexdigest()
-        storage.atomic_upload(self._path, storage.join(self.uri, shard.name))
-        self._staging.__exit__(None, None, None)
+        shard.bytes, shard.sha256 = self._file.commit()
+        self._file = None
 
     def close(self, **fields: Any) -> dict[str, Any]:
         """Commit the open shard, then write ``index.json`` with ``fields`` (task, totals, ...) merged in."""
@@ -169,10 +140,9 @@ class SentenceStoreWriter:
 
     def abort(self) -> None:
         if self._file is not None:
-            self._file.close()
+            self._file.abort()
             self._file = None
             self.shards.pop()
-            self._staging.__exit__(None, None, None)
         self._closed = True
 
     def __enter__(self) -> SentenceStoreWriter:
@@ -197,16 +167,20 @@ def read_index(uri: str) -> dict[str, Any]:
 
 
 def iter_sentences(uri: str) -> Iterator[Sentence]:
-    """Every sentence of a complete store, in shard order (reads each shard sequentially)."""
+    """Every sentence of a complete store, in shard order (each shard read once, sequentially)."""
     for shard in read_index(uri)["shards"]:
-        with storage.open_uri(storage.join(uri, shard["name"])) as f, tarfile.open(fileobj=f, mode="r|") as tar:
-            pending: dict[str, dict[str, bytes]] = {}
-            for member in tar:
-                key, ext = split_member(member.name)
-                data = tar.extractfile(member).read()
-                parts = pending.setdefault(key, {})
-                parts[ext] = data
-                if TEXT_MEMBER in parts and "json" in parts:
-                    del pending[key]
-                    text = np.load(io.BytesIO(parts[TEXT_MEMBER]), allow_pickle=False)
-                    yield Sentence(key=key, text=text, meta=json.loads(parts["json"]))
+        shard_uri = storage.join(uri, shard["name"])
+        with storage.open_uri(shard_uri) as f:
+            first: tuple[str, bytes] | None = None
+            for member in iter_members(f, shard_uri):
+                if first is None:
+                    first = member
+                    continue
+                (name, text), (json_name, meta), first = first, member, None
+                key, ext = split_member(name)
+                if ext != TEXT_MEMBER or json_name != f"{key}.json":
+                    raise StoreReadError(f"{shard_uri}: expected {key}.{TEXT_MEMBER} then {key}.json, got "
+                                         f"{name}, {json_name}")
+                yield Sentence(key=key, text=load_npy(text), meta=json.loads(meta))
+            if first is not None:
+                raise StoreReadError(f"{shard_uri}: {first[0]} is not followed by its .json member")

@@ -14,6 +14,7 @@ from uniaudio.pipelines import storage
 from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources.emilia import EmiliaSource
+from uniaudio.testing.archives import write_tar
 from uniaudio.testing.corpora import emilia as fixture
 
 from .helpers import split_items
@@ -125,11 +126,7 @@ def test_bad_members(tmp_path):
         ("EN_B00000_S00021_W000000.mp3", b"\xff\xfb"),
         ("EN_B00000_S00031_W000000.json", json.dumps(good).encode()),
     ]
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_tar(path, members)
     (path.parent / "EN-B000002.tar").write_bytes(b"")  # an empty download
     records, rejects = split_items(EmiliaSource(str(tmp_path)).iter_all())
     assert records == {}

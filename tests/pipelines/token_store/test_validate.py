@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from uniaudio.pipelines.token_store import validate_store
+from uniaudio.testing.archives import write_tar
 
 from .store_helpers import reindex
 
@@ -20,11 +21,7 @@ def _members(shard: Path) -> list[tuple[str, bytes]]:
 
 
 def _rewrite(shard: Path, members: list[tuple[str, bytes]]) -> None:
-    with tarfile.open(shard, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_tar(shard, members)
 
 
 def _npy(arr: np.ndarray) -> bytes:

@@ -34,7 +34,7 @@ from uniaudio.pipelines.token_store.format import (
 from uniaudio.pipelines.token_store.index import JournalEntry, ShardEntry, StoreIndex, read_journal
 from uniaudio.pipelines.token_store.sample import TokenSample
 
-__all__ = ["DuplicateKeyError", "ShardLimits", "TokenStoreWriter"]
+__all__ = ["DuplicateKeyError", "ShardFile", "ShardLimits", "TokenStoreWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +55,54 @@ class ShardLimits:
             raise ValueError("ShardLimits: max_samples must be >= 1 and max_bytes >= 1024")
 
 
-class _HashingFile:
-    """Write-through file wrapper that counts bytes and updates a sha256."""
+class ShardFile:
+    """One tar shard being written: staged locally, hashed as it grows, then committed whole.
 
-    def __init__(self, f: BinaryIO) -> None:
-        self.f = f
-        self.sha = hashlib.sha256()
+    Shared by every store made of tar shards (token store, sentence store). Local shards are staged
+    beside their destination under a hidden name and renamed; S3 shards are staged in the temp
+    directory and uploaded as one object. Nothing appears under ``uri`` before :meth:`commit`.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._staging = storage.local_staging_file(uri, suffix=".tar")
+        self._path: Path = self._staging.__enter__()
+        self._file: BinaryIO = open(self._path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in commit/abort
+        self._sha = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> None:
-        self.f.write(data)
-        self.sha.update(data)
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._sha.update(data)
         self.size += len(data)
+
+    def add(self, members: list[tuple[str, bytes]]) -> None:
+        """Append one sample's members, adjacent and in the given order."""
+        chunks = []
+        for name, data in members:
+            chunks += [tar_header(name, len(data)), data, tar_padding(len(data))]
+        self._write(b"".join(chunks))
+
+    def commit(self) -> tuple[int, str]:
+        """Finish the tar and move it to ``uri``; returns its size in bytes and sha256."""
+        self._write(TAR_END)
+        self._file.close()
+        storage.atomic_upload(self._path, self.uri)
+        self._staging.__exit__(None, None, None)
+        return self.size, self._sha.hexdigest()
+
+    def abort(self) -> None:
+        """Drop the staged shard; nothing is left under ``uri``."""
+        self._file.close()
+        self._staging.__exit__(None, None, None)
 
 
 class _OpenShard:
+    """The token store's shard being written, with its tallies for the index."""
+
     def __init__(self, uri: str, name: str) -> None:
-        self.uri = uri
         self.name = name
-        self._staging = storage.local_staging_file(uri, suffix=".tar")
-        self.path: Path = self._staging.__enter__()
-        self._file = open(self.path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in finish/abort
-        self.out = _HashingFile(self._file)
+        self.file = ShardFile(uri)
         self.keys: list[str] = []
         self.duration_s = 0.0
         self.reason_tokens = 0
@@ -84,10 +110,7 @@ class _OpenShard:
         self.sources: Counter[str] = Counter()
 
     def add(self, sample: TokenSample) -> None:
-        chunks = []
-        for name, data in sample.members():
-            chunks += [tar_header(name, len(data)), data, tar_padding(len(data))]
-        self.out.write(b"".join(chunks))
+        self.file.add(sample.members())
         self.keys.append(sample.key)
         self.duration_s += sample.duration_s
         self.reason_tokens += int(sample.reason.size)
@@ -95,26 +118,20 @@ class _OpenShard:
         self.sources[str(sample.meta.get("source"))] += 1
 
     def finish(self) -> ShardEntry:
-        self.out.write(TAR_END)
-        self._file.flush()
-        self._file.close()
-        entry = ShardEntry(
+        size, sha256 = self.file.commit()
+        return ShardEntry(
             name=self.name,
             samples=len(self.keys),
-            bytes=self.out.size,
-            sha256=self.out.sha.hexdigest(),
+            bytes=size,
+            sha256=sha256,
             duration_s=round(self.duration_s, 3),
             reason_tokens=self.reason_tokens,
             recon_tokens=self.recon_tokens,
             sources=dict(self.sources),
         )
-        storage.atomic_upload(self.path, self.uri)
-        self._staging.__exit__(None, None, None)
-        return entry
 
     def abort(self) -> None:
-        self._file.close()
-        self._staging.__exit__(None, None, None)
+        self.file.abort()
 
 
 class TokenStoreWriter:
@@ -187,7 +204,7 @@ class TokenStoreWriter:
             self._next_index += 1
         self._shard.add(sample)
         self._written_keys.add(sample.key)
-        if len(self._shard.keys) >= self.limits.max_samples or self._shard.out.size >= self.limits.max_bytes:
+        if len(self._shard.keys) >= self.limits.max_samples or self._shard.file.size >= self.limits.max_bytes:
             self.flush()
 
     def note(self, **notes: Any) -> None:

@@ -17,11 +17,10 @@ Every ``text`` starts with a space, as in the release. Each mp3 is 1 s, 24 kHz, 
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
+from uniaudio.testing.archives import write_tar
 from uniaudio.testing.audio import encode_audio, synth
 
 __all__ = ["CLIPS", "build"]
@@ -75,25 +74,18 @@ def _mp3(seed: int) -> bytes:
     return encode_audio(synth(1.0, SR, 1, seed=seed), SR, "mp3")
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 1700000000
-    tar.addfile(info, io.BytesIO(data))
-
 
 def build(root: Path) -> Path:
     corpus = Path(root) / "emilia"
     for subset in ("Emilia", "Emilia-YODAS"):
         path = corpus / subset / "EN" / "EN-B000000.tar"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for i, clip in enumerate(CLIPS[subset]):
-                members = [(f"{clip['id']}.json", json.dumps(clip).encode()), (f"{clip['id']}.mp3", _mp3(i))]
-                for name, data in members if i % 2 == 0 else members[::-1]:
-                    _add(tar, name, data)
-            if subset == "Emilia":
-                _add(tar, ORPHAN_MEMBER, _mp3(9))
+        members = []
+        for i, clip in enumerate(CLIPS[subset]):
+            pair = [(f"{clip['id']}.json", json.dumps(clip).encode()), (f"{clip['id']}.mp3", _mp3(i))]
+            members += pair if i % 2 == 0 else pair[::-1]
+        if subset == "Emilia":
+            members.append((ORPHAN_MEMBER, _mp3(9)))
+        write_tar(path, members, mtime=1700000000)
 
     lang_dir = corpus / "raw" / "EN"
     lang_dir.mkdir(parents=True, exist_ok=True)

@@ -11,11 +11,10 @@ Pass the returned directory (or the tar itself) as INPUT_URI. It holds ``flash_2
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
+from uniaudio.testing.archives import write_tar
 from uniaudio.testing.audio import encode_audio, synth
 
 __all__ = ["build"]
@@ -42,12 +41,6 @@ META = {
 }
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 1700000000
-    tar.addfile(info, io.BytesIO(data))
-
 
 def build(root: Path) -> Path:
     """Write the LAION-Audio-300M fixture under ``root``; returns the directory holding the tar."""
@@ -58,10 +51,11 @@ def build(root: Path) -> Path:
         "seg0002": encode_audio(synth(1.5, 44100, channels=2, seed=52), 44100, "mp3"),
         "seg0003": encode_audio(synth(1.0, 48000, seed=53), 48000, "mp3"),
     }
-    with tarfile.open(corpus / "flash_20_voice_snippets_0.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
-        _add(tar, "seg0001.metadata.json", json.dumps(META["seg0001"]).encode())
-        _add(tar, "seg0001.audio.mp3", mp3["seg0001"])
-        _add(tar, "seg0002.audio.mp3", mp3["seg0002"])
-        _add(tar, "seg0002.metadata.json", json.dumps(META["seg0002"]).encode())
-        _add(tar, "seg0003.audio.mp3", mp3["seg0003"])
+    write_tar(corpus / "flash_20_voice_snippets_0.tar", [
+        ("seg0001.metadata.json", json.dumps(META["seg0001"]).encode()),
+        ("seg0001.audio.mp3", mp3["seg0001"]),
+        ("seg0002.audio.mp3", mp3["seg0002"]),
+        ("seg0002.metadata.json", json.dumps(META["seg0002"]).encode()),
+        ("seg0003.audio.mp3", mp3["seg0003"]),
+    ], mtime=1700000000)
     return corpus
