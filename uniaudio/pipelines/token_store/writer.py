@@ -138,9 +138,8 @@ class TokenStoreWriter:
     """Append samples to a store at ``uri``; use as a context manager or call :meth:`close`.
 
     ``codec`` ({name, config, fingerprint}) identifies the tokenizer; resuming a store written with
-    another fingerprint raises. ``on_commit(entry, notes)`` is called after each shard is committed.
-    Call :meth:`note` to attach information to the shard being written (it lands in its journal entry
-    when the shard commits, e.g. input partitions whose last sample it holds).
+    another fingerprint raises. ``on_commit(entry, notes)`` is called after each shard is committed
+    (callers use it to record progress that must not run ahead of the shards, e.g. done-markers).
     """
 
     def __init__(
@@ -163,7 +162,6 @@ class TokenStoreWriter:
         if self._journal and storage.exists(storage.join(uri, INDEX_NAME)):
             storage.remove(storage.join(uri, INDEX_NAME))  # appending: the index is rewritten on close
         self._shard: _OpenShard | None = None
-        self._notes: dict[str, Any] = {}
         self._closed = False
 
     @property
@@ -207,22 +205,13 @@ class TokenStoreWriter:
         if len(self._shard.keys) >= self.limits.max_samples or self._shard.file.size >= self.limits.max_bytes:
             self.flush()
 
-    def note(self, **notes: Any) -> None:
-        """Attach notes to the shard currently being written (merged; lists are extended)."""
-        for k, v in notes.items():
-            if isinstance(v, list):
-                self._notes.setdefault(k, []).extend(v)
-            else:
-                self._notes[k] = v
-
     def flush(self) -> ShardEntry | None:
         """Commit the open shard now (even if not full). Returns its entry, or None if none was open."""
         if self._shard is None:
             return None
         shard, self._shard = self._shard, None
         entry = shard.finish()
-        notes = {**self._notes, "codec_fingerprint": self.codec.get("fingerprint"), "codec": self.codec}
-        self._notes = {}
+        notes = {"codec_fingerprint": self.codec.get("fingerprint"), "codec": self.codec}
         journal = JournalEntry(shard=entry, keys=shard.keys, notes=notes)
         journal_uri = storage.join(self.uri, JOURNAL_DIR, f"{shard.name.removesuffix('.tar')}.json")
         storage.atomic_write_bytes(journal_uri, journal.to_json())
