@@ -89,10 +89,11 @@ def ingest(
     )
     console = Console(width=120)
     try:
-        num_partitions = len(config.make_source().partitions())
-        with PartitionProgress.show(num_partitions, console) as progress:
+        source = config.make_source()
+        partitions = source.partitions()
+        with PartitionProgress.show(len(partitions), console) as progress:
             callback = lambda _partition, tally: progress.advance(tally)  # noqa: E731
-            summary = dry_run(config, callback) if dry else run_ingest(config, callback)
+            summary = (dry_run if dry else run_ingest)(config, callback, source, partitions)
     except SourceError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err

@@ -35,6 +35,7 @@ from uniaudio.cli.common import (
     merge_hf_options,
     parse_source_options,
 )
+from uniaudio.pipelines.progress import PartitionProgress, render_rejects
 from uniaudio.pipelines.token_store import iter_store, read_index, validate_store
 from uniaudio.pipelines.token_store.stats import collect_stats, plot_durations
 
@@ -106,7 +107,6 @@ def build(
     """
     from uniaudio.pipelines.audio_stage import AudioStageConfig
     from uniaudio.pipelines.build import BuildConfig, run_build
-    from uniaudio.pipelines.progress import PartitionProgress
     from uniaudio.pipelines.ray_runtime import RayConfig
     from uniaudio.pipelines.sources import SourceError, source_names
     from uniaudio.pipelines.token_store import ShardLimits
@@ -138,9 +138,9 @@ def build(
             force=force,
             ray=RayConfig(address=ray_address),
         )
-        num_partitions = len(config.make_source().partitions())
-        with PartitionProgress.show(num_partitions, console) as progress:
-            summary = run_build(config, lambda _partition, tally: progress.advance(tally))
+        partitions = config.make_source().partitions()
+        with PartitionProgress.show(len(partitions), console) as progress:
+            summary = run_build(config, lambda _partition, tally: progress.advance(tally), partitions)
     except (SourceError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
@@ -148,6 +148,7 @@ def build(
 
 
 def _print_build_summary(summary: dict) -> None:
+
     store, run = summary["store"] or {}, summary["this_run"]
     parts = summary["partitions"]
     console.print(f"[bold]shards build[/bold] {summary['source']}: {summary['input_uri']} → {summary['output_uri']}")
@@ -158,13 +159,7 @@ def _print_build_summary(summary: dict) -> None:
     rate = run.get("audio_hours_per_second")
     console.print(f"this run: {run['records']:,} samples, {run['hours']:.4f} h of audio in {run['seconds_wall']:.1f} s"
                   + (f" ({rate * 3600:.2f} audio-hours per hour)" if rate else ""))
-    if summary["rejects_by_reason"]:
-        table = Table(title="rejects by reason")
-        table.add_column("reason")
-        table.add_column("count", justify="right")
-        for reason, count in summary["rejects_by_reason"].items():
-            table.add_row(reason, str(count))
-        console.print(table)
+    render_rejects(summary["rejects_by_reason"], console)
     console.print(f"rejects: {summary['output_uri'].rstrip('/')}/rejects/   "
                   f"summary: {summary['output_uri'].rstrip('/')}/build-summary.json")
 

@@ -32,7 +32,13 @@ import pyarrow.parquet as pq
 
 from uniaudio.pipelines import storage
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
-from uniaudio.pipelines.ingest import OutputLayout, settings_fingerprint, source_dataset, stream_partitions
+from uniaudio.pipelines.ingest import (
+    OutputLayout,
+    load_markers,
+    settings_fingerprint,
+    source_dataset,
+    stream_partitions,
+)
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
@@ -131,7 +137,11 @@ class _Driver:
         self.layout = layout
         self.fingerprint = config.fingerprint()
         self.on_partition = on_partition
-        self.committed_keys = {k for e in read_journal(config.output_uri) for k in e.keys}
+        #: finished partitions (earlier runs and this one) → their tallies
+        self.done = {p: Tally.from_dict(m["tally"]) for p, m in load_markers(layout, self.fingerprint).items()
+                     if m.get("complete")}
+        self.journal = read_journal(config.output_uri)  # shards committed by earlier runs
+        self.committed_keys = {k for e in self.journal for k in e.keys}
         self.writer: TokenStoreWriter | None = None
         self.waiting: list[tuple[str, Tally]] = []  # finished partitions whose samples are in the open shard
         self.tally = Tally()
@@ -150,6 +160,7 @@ class _Driver:
     def _mark_done(self, partition: str, tally: Tally) -> None:
         marker = {"partition": partition, "fingerprint": self.fingerprint, "complete": True, "tally": tally.to_dict()}
         storage.atomic_write_bytes(self.layout.marker(partition), json.dumps(marker).encode())
+        self.done[partition] = tally
         if self.on_partition:
             self.on_partition(partition, tally)
 
@@ -186,22 +197,14 @@ class _Driver:
             self._mark_done(partition, tally)
 
     def close(self) -> None:
-        journal = read_journal(self.config.output_uri)
-        if self.writer is None and journal and not storage.exists(storage.join(self.config.output_uri, INDEX_NAME)):
-            self._open_writer(journal[-1].notes["codec"])  # a run that died after its last shard: finish the index
+        index_uri = storage.join(self.config.output_uri, INDEX_NAME)
+        if self.writer is None and self.journal and not storage.exists(index_uri):
+            # nothing new, but an earlier run died after its last shard: finish its index
+            self._open_writer(self.journal[-1].notes["codec"])
         if self.writer is not None:
             self.writer.close(extra={"source": self.config.source, "input_uri": self.config.input_uri,
                                      "split": self.config.split})
         self._committed()
-
-
-def _load_markers(layout: OutputLayout, fingerprint: str) -> dict[str, dict[str, Any]]:
-    markers = {}
-    for uri in storage.glob(layout.progress, "*.json"):
-        marker = json.loads(storage.read_bytes(uri))
-        if marker.get("fingerprint") == fingerprint and marker.get("complete"):
-            markers[marker["partition"]] = marker
-    return markers
 
 
 def _actor_pool(config: BuildConfig, resources: dict[str, float]) -> tuple[TokenizeStageConfig, int]:
@@ -219,17 +222,24 @@ def _actor_pool(config: BuildConfig, resources: dict[str, float]) -> tuple[Token
     return config.tokenize, 1
 
 
-def run_build(config: BuildConfig, on_partition: Callable[[str, Tally], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) a build; returns the summary also written to ``OUTPUT_URI/build-summary.json``."""
+def run_build(
+    config: BuildConfig,
+    on_partition: Callable[[str, Tally], None] | None = None,
+    partitions: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a build; returns the summary also written to ``OUTPUT_URI/build-summary.json``.
+
+    ``partitions`` are the source's partitions when the caller has listed them already.
+    """
     if config.force:
         storage.remove(config.output_uri)
     source = config.make_source()
     layout = OutputLayout(config.output_uri)
-    partitions = source.partitions()
+    partitions = source.partitions() if partitions is None else partitions
     driver = _Driver(config, layout, on_partition)
-    done = _load_markers(layout, driver.fingerprint)
-    todo = [p for p in partitions if p not in done]
-    log.info("%s: %d partitions, %d already done", config.source, len(partitions), len(done))
+    todo = [p for p in partitions if p not in driver.done]
+    skipped = len(partitions) - len(todo)
+    log.info("%s: %d partitions, %d already done", config.source, len(partitions), skipped)
     started = time.perf_counter()
     if todo:
         tokenize, num_actors = _actor_pool(config, ensure_ray(config.ray))
@@ -247,21 +257,21 @@ def run_build(config: BuildConfig, on_partition: Callable[[str, Tally], None] | 
     driver.close()
     elapsed = time.perf_counter() - started
     total = Tally()
-    for marker in _load_markers(layout, driver.fingerprint).values():
-        total.merge(Tally.from_dict(marker["tally"]))
-    index = read_index(config.output_uri) if storage.exists(storage.join(config.output_uri, "index.json")) else None
-    this_run_hours = driver.tally.hours
+    for partition in partitions:
+        if partition in driver.done:
+            total.merge(driver.done[partition])
+    index = read_index(config.output_uri) if storage.exists(storage.join(config.output_uri, INDEX_NAME)) else None
     summary = {
         "source": config.source,
         "input_uri": config.input_uri,
         "output_uri": config.output_uri,
         "split": config.split,
-        "partitions": {"total": len(partitions), "done": len(_load_markers(layout, driver.fingerprint)),
-                       "skipped": len(done)},
+        "partitions": {"total": len(partitions), "done": sum(p in driver.done for p in partitions),
+                       "skipped": skipped},
         "store": index.totals if index else None,
         "codec": index.codec if index else None,
         "this_run": {**driver.tally.to_dict(), "tokens": int(driver.tokens), "seconds_wall": round(elapsed, 3),
-                     "audio_hours_per_second": round(this_run_hours / elapsed, 6) if elapsed > 0 else None},
+                     "audio_hours_per_second": round(driver.tally.hours / elapsed, 6) if elapsed > 0 else None},
         **total.to_dict(),
     }
     storage.atomic_write_bytes(storage.join(config.output_uri, SUMMARY_NAME), json.dumps(summary, indent=1).encode())

@@ -53,6 +53,7 @@ __all__ = [
     "OutputLayout",
     "PartitionReadStage",
     "dry_run",
+    "load_markers",
     "partition_hash",
     "read_records",
     "read_table",
@@ -283,11 +284,13 @@ def _write_partition(
     return marker
 
 
-def _load_markers(layout: OutputLayout) -> dict[str, dict[str, Any]]:
+def load_markers(layout: OutputLayout, fingerprint: str) -> dict[str, dict[str, Any]]:
+    """The done-markers under ``layout`` written with settings ``fingerprint``, by partition id."""
     markers = {}
     for uri in storage.glob(layout.progress, "*.json"):
         marker = json.loads(storage.read_bytes(uri))
-        markers[marker["partition"]] = marker
+        if marker.get("fingerprint") == fingerprint:
+            markers[marker["partition"]] = marker
     return markers
 
 
@@ -320,20 +323,24 @@ PartitionCallback = Callable[[str, Tally], None]
 
 
 def run_ingest(
-    config: IngestConfig, on_partition: PartitionCallback | None = None, source: Source | None = None
+    config: IngestConfig,
+    on_partition: PartitionCallback | None = None,
+    source: Source | None = None,
+    partitions: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) an ingest; returns the summary also written to ``OUTPUT_URI/summary.json``.
 
     ``on_partition(partition, tally)`` is called on the driver as each partition is written.
-    ``source`` overrides the registered source named by ``config.source`` (an unregistered reader).
+    ``source`` overrides the registered source named by ``config.source`` (an unregistered reader);
+    ``partitions`` are the source's partitions when the caller has listed them already.
     """
     if config.output_uri is None:
         raise ValueError("run_ingest needs an output_uri")
     source = source or config.make_source()
     layout = OutputLayout(config.output_uri)
     fingerprint = config.fingerprint()
-    partitions = source.partitions()
-    markers = {p: m for p, m in _load_markers(layout).items() if m["fingerprint"] == fingerprint}
+    partitions = source.partitions() if partitions is None else partitions
+    markers = load_markers(layout, fingerprint)
     todo = [p for p in partitions if not (p in markers and markers[p]["complete"])]
     skipped = len(partitions) - len(todo)
     log.info("%s: %d partitions, %d already done", config.source, len(partitions), skipped)
@@ -365,7 +372,10 @@ def run_ingest(
 
 
 def dry_run(
-    config: IngestConfig, on_partition: PartitionCallback | None = None, source: Source | None = None
+    config: IngestConfig,
+    on_partition: PartitionCallback | None = None,
+    source: Source | None = None,
+    partitions: list[str] | None = None,
 ) -> dict[str, Any]:
     """Counts and hours from metadata alone (no audio read or decoded, nothing written).
 
@@ -373,7 +383,7 @@ def dry_run(
     they would become (``too_short``/``too_long``); hours are metadata durations of the rest.
     """
     source = source or config.make_source()
-    partitions = source.partitions()
+    partitions = source.partitions() if partitions is None else partitions
     filters = config.stage.filters
     markers: dict[str, dict[str, Any]] = {}
     if partitions:

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-__all__ = ["PartitionProgress", "Tally", "render_summary"]
+__all__ = ["PartitionProgress", "Tally", "render_rejects", "render_summary"]
 
 _NO_SPLIT = "-"
 
@@ -126,13 +126,19 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(table)
     if summary["records_without_duration"]:
         console.print(f"{summary['records_without_duration']} records have no duration in the metadata")
-    if summary["rejects_by_reason"]:
-        reasons = Table(title="rejects by reason")
-        reasons.add_column("reason")
-        reasons.add_column("count", justify="right")
-        for reason, count in summary["rejects_by_reason"].items():
-            reasons.add_row(reason, str(count))
-        console.print(reasons)
+    render_rejects(summary["rejects_by_reason"], console)
+
+
+def render_rejects(rejects_by_reason: dict[str, int], console: Console) -> None:
+    """Print a "rejects by reason" table (nothing when there were no rejects)."""
+    if not rejects_by_reason:
+        return
+    reasons = Table(title="rejects by reason")
+    reasons.add_column("reason")
+    reasons.add_column("count", justify="right")
+    for reason, count in rejects_by_reason.items():
+        reasons.add_row(reason, str(count))
+    console.print(reasons)
 
 
 class PartitionProgress:
