@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from uniaudio.pipelines.token_store import TokenStoreWriter, iter_store, validate_store
 from uniaudio.pipelines.token_store.writer import ShardLimits
 from uniaudio.testing.tokens import TEST_CODEC, random_sample
@@ -71,9 +73,5 @@ def test_resuming_with_another_codec_is_refused(tmp_path):
     with TokenStoreWriter(str(tmp_path), TEST_CODEC) as w:
         w.write(random_sample("src/a", 1.0))
     other = {**TEST_CODEC, "fingerprint": "different"}
-    try:
+    with pytest.raises(ValueError, match="fingerprint"):  # a store must not mix codecs
         TokenStoreWriter(str(tmp_path), other)
-    except ValueError as e:
-        assert "fingerprint" in str(e)
-    else:
-        raise AssertionError("a store must not mix codecs")
