@@ -14,13 +14,17 @@ export HF_DATASETS_OFFLINE := 1
 export AWS_EC2_METADATA_DISABLED := true
 export DS_ACCELERATOR := cpu
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup lock test demo lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints-cpu.txt scripts/setup_env.sh
+$(STAMP): pyproject.toml constraints-cpu.txt requirements-cpu.lock scripts/setup_env.sh
 	bash scripts/setup_env.sh $(VENV)
 	touch $@
+
+# Re-resolve every pinned version from pyproject.toml (run after editing dependencies; commit the lock).
+lock:
+	bash scripts/lock.sh $(VENV)
 
 test: setup
 	$(VENV)/bin/ruff check uniaudio tests bench

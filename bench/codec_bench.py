@@ -37,7 +37,7 @@ import pyarrow as pa
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
+from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.pipelines.tokenize_stage import TokenizeStage, TokenizeStageConfig, apply_tokenize_stage
 from uniaudio.tokenize.reasoning_codec import OFFICIAL, write_tiny_set
 from uniaudio.tokenize.reasoning_codec.windowing import cut_windows

@@ -29,8 +29,8 @@ from pathlib import Path
 import soundfile as sf
 import soxr
 
+from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
-from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
 from uniaudio.pipelines.records import RECORD_SCHEMA, AudioRecord
 from uniaudio.testing.audio import write_audio
 

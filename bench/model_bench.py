@@ -25,11 +25,11 @@ from dataclasses import replace
 import torch
 from transformers import LlamaForCausalLM
 
+from uniaudio.core.token_space import AudioTokens, TextTokens, TokenLayout
 from uniaudio.model.config import StackConfig, UniAudioConfig, preset
 from uniaudio.model.losses import compute_loss
 from uniaudio.model.network import UniAudioModel
 from uniaudio.model.sequence import AudioSegment, Batch, TextSegment, build_sequence, collate
-from uniaudio.model.tokens import AudioTokens, TextTokens, TokenLayout
 
 GPU_PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uniaudio.pipelines.token_store import ShardLimits, TokenStoreWriter, iter_store, read_store_ray
+from uniaudio.core.shard_file import ShardLimits
+from uniaudio.pipelines.token_store import TokenStoreWriter, iter_store, read_store_ray
 from uniaudio.testing.tokens import random_sample
 
 
@@ -125,7 +126,7 @@ def main() -> None:
         assert n_iter == n_wds == len(samples)
         results = {}
         if not args.no_ray:
-            from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
+            from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 
             ensure_ray(RayConfig())
             ray_read(store)  # warm-up: worker start and imports are not reader throughput

@@ -73,7 +73,7 @@ def ray_session(s3_server):
     It is autouse so that Ray is always started here, with the S3 settings in its workers' environment,
     even when the first test to need Ray runs a CLI command that would otherwise start its own.
     """
-    from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
+    from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 
     ensure_ray(RayConfig(num_cpus=2))
     yield

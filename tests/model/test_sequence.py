@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from uniaudio.core.token_space import TokenLayout
 from uniaudio.model.config import AuxDecoderConfig, DistillTarget
 from uniaudio.model.sequence import (
     IGNORE,
@@ -14,7 +15,6 @@ from uniaudio.model.sequence import (
     collate,
     parse_sequence,
 )
-from uniaudio.model.tokens import TokenLayout
 
 
 def _codes(size: int, t: int, seed: int) -> torch.Tensor:

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from uniaudio.pipelines import audio_io, storage
+from uniaudio.core import storage
+from uniaudio.pipelines import audio_io
 from uniaudio.pipelines.audio_io import AudioReadError
 from uniaudio.pipelines.records import RejectReason
 from uniaudio.testing.archives import write_tar

@@ -9,9 +9,10 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
+from uniaudio.core.shard_file import ShardLimits
 from uniaudio.pipelines.build import BuildConfig, run_build
-from uniaudio.pipelines.token_store import ShardLimits, TokenStoreWriter, iter_store, read_index, validate_store
+from uniaudio.pipelines.token_store import TokenStoreWriter, iter_store, read_index, validate_store
 from uniaudio.testing.corpora import build_corpus
 
 

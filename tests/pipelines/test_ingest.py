@@ -12,10 +12,12 @@ import pyarrow.dataset as pads
 import pytest
 from ray import cloudpickle
 
-from uniaudio.pipelines import ingest, storage
+from uniaudio.core import storage
+from uniaudio.core.keys import make_key
+from uniaudio.pipelines import ingest
 from uniaudio.pipelines.audio_stage import AudioFilterConfig, AudioStageConfig
 from uniaudio.pipelines.ingest import IngestConfig, OutputLayout, dry_run, read_records, read_table, run_ingest
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, make_key
+from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources import Source
 from uniaudio.testing.archives import tar_bytes
 from uniaudio.testing.audio import encode_audio, synth

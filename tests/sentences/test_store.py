@@ -8,8 +8,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.token_store.writer import ShardLimits
+from uniaudio.core import storage
+from uniaudio.core.shard_file import ShardLimits
 from uniaudio.sentences.store import Sentence, SentenceStoreWriter, iter_sentences, read_index
 
 

@@ -92,8 +92,8 @@ def test_hf_corpus_chunks_decode_back_to_the_source(layout, tmp_path, text_token
 
 
 def test_sentences_fit_the_model_sequence_format(tmp_path, text_tokenizer_dir, ray_session):
+    from uniaudio.core.token_space import TextTokens, TokenLayout
     from uniaudio.model.sequence import TextSegment, build_sequence, parse_sequence
-    from uniaudio.model.tokens import TextTokens, TokenLayout
 
     corpus = _hf_corpus(tmp_path, "parquet")
     store = str(tmp_path / "store")

@@ -7,7 +7,7 @@ import json
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from uniaudio.model.tokens import TextTokens
+from uniaudio.core.token_space import TextTokens
 from uniaudio.tokenize.text_tokenizer import BEGIN_OF_TEXT, END_OF_TEXT, TextTokenizer, train_tiny_tokenizer
 
 CORPUS = [
@@ -99,7 +99,7 @@ def test_special_config_must_match_the_vocabulary(text_tok_dir):
 
 
 def test_loads_from_s3_like_a_folder(text_tok_dir, s3_bucket):
-    from uniaudio.pipelines import storage
+    from uniaudio.core import storage
 
     storage.atomic_write_bytes(f"{s3_bucket}/tok/tokenizer.json", (text_tok_dir / "tokenizer.json").read_bytes())
     remote, local = TextTokenizer.load(f"{s3_bucket}/tok"), TextTokenizer.load(text_tok_dir)

@@ -32,10 +32,10 @@ from uniaudio.cli.common import (
     merge_hf_options,
     parse_source_options,
 )
+from uniaudio.core.ray_runtime import RayConfig
 from uniaudio.pipelines.audio_stage import AudioStageConfig
 from uniaudio.pipelines.ingest import IngestConfig, dry_run, run_ingest
 from uniaudio.pipelines.progress import PartitionProgress, render_summary
-from uniaudio.pipelines.ray_runtime import RayConfig
 from uniaudio.pipelines.sources import SourceError, source_names
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from uniaudio.cli import codec, ingest, model, sentences, shards, sources
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 
 app = typer.Typer(
     name="uniaudio",

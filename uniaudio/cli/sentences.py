@@ -50,7 +50,7 @@ def text_only(
 
     Example: uniaudio sentences build text-only ./olmo-sample ./sentences/text --tokenizer ./llama-3.2-tok
     """
-    from uniaudio.pipelines.ray_runtime import RayConfig
+    from uniaudio.core.ray_runtime import RayConfig
     from uniaudio.sentences.documents import TextInput
     from uniaudio.sentences.text_only import TextOnlyOptions, TextOnlySummary, build_text_only
 

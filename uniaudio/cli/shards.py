@@ -105,11 +105,11 @@ def build(
       uniaudio shards build emilia s3://corpora/Emilia s3://tokens/emilia --codec official \
           --codec-dir /ckpt/uniaudio2_ckpt --workers 8 --gpus-per-worker 1 --ray-address auto
     """
+    from uniaudio.core.ray_runtime import RayConfig
+    from uniaudio.core.shard_file import ShardLimits
     from uniaudio.pipelines.audio_stage import AudioStageConfig
     from uniaudio.pipelines.build import BuildConfig, run_build
-    from uniaudio.pipelines.ray_runtime import RayConfig
     from uniaudio.pipelines.sources import SourceError, source_names
-    from uniaudio.pipelines.token_store import ShardLimits
     from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
 
     if source not in source_names():

@@ -1,6 +1,6 @@
 """The UniAudio 2.0 model.
 
-- :mod:`~uniaudio.model.tokens`: special ids and cards (one config);
+- :mod:`~uniaudio.core.token_space`: special ids and cards (one config);
 - :mod:`~uniaudio.model.config`: validated model config and the ``tiny``/``1b``/``3b`` presets;
 - :mod:`~uniaudio.model.sequence`: segments ⇄ (T, 9) token tensors, labels, batches;
 - :mod:`~uniaudio.model.stack`, :mod:`~uniaudio.model.network`: the LLaMA stacks and the network;

@@ -16,9 +16,9 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from uniaudio.core import storage
 from uniaudio.model.config import UniAudioConfig
 from uniaudio.model.network import UniAudioModel
-from uniaudio.pipelines import storage
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"

@@ -2,7 +2,7 @@
 
 A :class:`UniAudioConfig` is everything needed to rebuild the network: the four LLaMA stacks
 (understanding experts, cross-modal stack, generation experts, local decoder), the text vocabulary, the
-token layout (:mod:`uniaudio.model.tokens`), the loss weights and the optional stage-1 auxiliary decoder.
+token layout (:mod:`uniaudio.core.token_space`), the loss weights and the optional stage-1 auxiliary decoder.
 It round-trips through JSON (``config.json`` beside ``model.safetensors``).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from transformers import LlamaConfig
 
-from uniaudio.model.tokens import AudioTokens, TextTokens, TokenLayout
+from uniaudio.core.token_space import AudioTokens, TextTokens, TokenLayout
 
 LLAMA3_ROPE_SCALING: dict[str, Any] = {
     "rope_type": "llama3",

@@ -11,28 +11,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file
-from torch import Tensor
+from torch import Tensor, nn
 from transformers import LlamaConfig
 
-if TYPE_CHECKING:
-    from uniaudio.model.network import UniAudioModel
+from uniaudio.model.config import UniAudioConfig
 
 _PREFIX_MAP = (("model.embed_tokens.", "text_embeddings."), ("model.layers.", "cross_modal.layers."),
                ("model.norm.", "cross_modal.norm."), ("lm_head.", "lm_head."))
 
 
-def load_llama_weights(model: UniAudioModel, llama_dir: str | Path) -> None:
-    """Copy the LLaMA checkpoint's weights into ``model`` after checking its config matches.
+def load_llama_weights(model: nn.Module, config: UniAudioConfig, llama_dir: str | Path) -> None:
+    """Copy the LLaMA checkpoint's weights into ``model`` (built from ``config``) after checking they match.
 
     Raises ``ValueError`` listing every config mismatch, or every missing/unexpected/mis-shaped tensor.
     """
     root = Path(llama_dir)
     hf = _read_config(root)
-    _check_config(model, hf, root / "config.json")
+    _check_config(config, hf, root / "config.json")
     source = _read_tensors(root)
     if "lm_head.weight" not in source and hf.tie_word_embeddings and "model.embed_tokens.weight" in source:
         source["lm_head.weight"] = source["model.embed_tokens.weight"].clone()
@@ -51,7 +49,7 @@ def load_llama_weights(model: UniAudioModel, llama_dir: str | Path) -> None:
     shapes = [f"{k}: llama {tuple(mapped[k].shape)} vs model {tuple(targets[k].shape)}"
               for k in sorted(set(mapped) & set(targets)) if mapped[k].shape != targets[k].shape]
     if missing or unexpected or shapes:
-        raise ValueError(f"{root}: LLaMA weights do not fit config {model.config.name!r}: missing {missing}; "
+        raise ValueError(f"{root}: LLaMA weights do not fit config {config.name!r}: missing {missing}; "
                          f"unexpected {sorted(unexpected)}; mis-shaped {shapes}")
     with torch.no_grad():
         params = dict(model.named_parameters())
@@ -69,12 +67,12 @@ def _read_config(root: Path) -> LlamaConfig:
     return LlamaConfig.from_pretrained(str(root), local_files_only=True)
 
 
-def _check_config(model: UniAudioModel, hf: LlamaConfig, path: Path) -> None:
-    c = model.config.cross_modal
+def _check_config(config: UniAudioConfig, hf: LlamaConfig, path: Path) -> None:
+    c = config.cross_modal
     want = {
         "hidden_size": c.d_model, "num_hidden_layers": c.n_layers, "num_attention_heads": c.n_heads,
         "num_key_value_heads": c.n_kv_heads, "intermediate_size": c.d_ff, "rms_norm_eps": c.rms_norm_eps,
-        "vocab_size": model.config.text_vocab_size, "hidden_act": "silu",
+        "vocab_size": config.text_vocab_size, "hidden_act": "silu",
         "attention_bias": False, "mlp_bias": False,
     }
     got_rope = dict(hf.rope_parameters or {})
@@ -86,7 +84,7 @@ def _check_config(model: UniAudioModel, hf: LlamaConfig, path: Path) -> None:
     if getattr(hf, "head_dim", None) not in (None, c.head_dim):
         bad.append(f"head_dim: llama {hf.head_dim} vs config {c.head_dim}")
     if bad:
-        raise ValueError(f"{path}: LLaMA config does not match cross_modal of {model.config.name!r}: {bad}")
+        raise ValueError(f"{path}: LLaMA config does not match cross_modal of {config.name!r}: {bad}")
 
 
 def _read_tensors(root: Path) -> dict[str, Tensor]:

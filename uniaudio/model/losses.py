@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from uniaudio.core.token_space import AudioTokens
 from uniaudio.model.aux_decoder import distillation_loss
 from uniaudio.model.config import LossConfig
 from uniaudio.model.network import TrainOutput
 from uniaudio.model.sequence import IGNORE, Batch
-from uniaudio.model.tokens import AudioTokens
 
 
 @dataclass

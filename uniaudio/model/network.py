@@ -121,7 +121,7 @@ class UniAudioModel(nn.Module):
         """Fresh experts and audio parts; text embeddings, cross-modal layers and LM head from a local
         Hugging Face LLaMA checkpoint (``config.json`` + safetensors); see :mod:`uniaudio.model.llama_init`."""
         model = cls(config)
-        load_llama_weights(model, llama_dir)
+        load_llama_weights(model, config, llama_dir)
         return model
 
     def drop_aux_decoder(self) -> None:

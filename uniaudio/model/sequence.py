@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from uniaudio.core.token_space import TokenLayout
 from uniaudio.model.config import AuxDecoderConfig
-from uniaudio.model.tokens import TokenLayout
 
 IGNORE = -100
 """Label value of steps and streams that are not scored."""

@@ -45,9 +45,9 @@ class LlamaStack(nn.Module):
         past = cache.get_seq_length() if cache is not None else 0
         positions = torch.arange(past, past + x.shape[1], device=x.device).unsqueeze(0)
         mask = create_causal_mask(config=self.llama_config, inputs_embeds=x, attention_mask=None,
-                                  past_key_values=cache, position_ids=positions)
+                                  cache=cache, position_ids=positions)
         rope = self.rotary_emb(x, positions)
         for layer in self.layers:
             x = layer(x, attention_mask=mask, position_embeddings=rope, position_ids=positions,
-                      past_key_values=cache, use_cache=cache is not None)
+                      cache=cache, use_cache=cache is not None)
         return self.norm(x)

@@ -30,7 +30,7 @@ from typing import IO
 import numpy as np
 import soundfile as sf
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.records import RejectReason, parse_parquet_member
 from uniaudio.pipelines.sources.hf_tables import TABLE_SUFFIXES, read_audio_cell
 

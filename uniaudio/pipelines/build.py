@@ -30,7 +30,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
+from uniaudio.core.ray_runtime import RayConfig, ensure_ray
+from uniaudio.core.shard_file import ShardLimits
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
 from uniaudio.pipelines.ingest import (
     OutputLayout,
@@ -40,17 +42,9 @@ from uniaudio.pipelines.ingest import (
     stream_partitions,
 )
 from uniaudio.pipelines.progress import Tally
-from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
 from uniaudio.pipelines.sources import Source, get_source
-from uniaudio.pipelines.token_store import (
-    DuplicateKeyError,
-    ShardLimits,
-    TokenSample,
-    TokenStoreWriter,
-    read_index,
-    sample_metadata,
-)
+from uniaudio.pipelines.token_store import DuplicateKeyError, TokenSample, TokenStoreWriter, read_index, sample_metadata
 from uniaudio.pipelines.token_store.format import INDEX_NAME
 from uniaudio.pipelines.token_store.index import read_journal
 from uniaudio.pipelines.tokenize_stage import (

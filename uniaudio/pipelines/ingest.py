@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
+from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, Resources, apply_audio_stage, split_outputs
 from uniaudio.pipelines.progress import Tally
-from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
 from uniaudio.pipelines.records import RECORD_SCHEMA, REJECT_SCHEMA, AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources import Source, get_source
 

@@ -15,7 +15,6 @@ human-readable ``detail`` naming the file or row.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -28,7 +27,6 @@ __all__ = [
     "AudioRecord",
     "Reject",
     "RejectReason",
-    "make_key",
     "parquet_member",
     "parse_parquet_member",
 ]
@@ -51,23 +49,6 @@ class RejectReason(str, Enum):
     CLIPPED = "clipped"
     LOW_BANDWIDTH = "low_bandwidth"
     CODEC_ERROR = "codec_error"
-
-
-_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-/]")
-
-
-def make_key(source: str, *ids: str) -> str:
-    """A store key ``<source>/<id>[/<id>...]`` from corpus ids.
-
-    Keys contain no dots (WebDataset splits member names at the first dot): dots and any other
-    character outside ``[A-Za-z0-9_-/]`` become ``_``. The mapping is stable, so re-runs produce the
-    same keys. YouTube ids keep their leading ``-`` (``audioset/--PJHxphWEs_30000``).
-    """
-    parts = [source, *ids]
-    cleaned = [_KEY_BAD.sub("_", str(p).strip()).strip("/") for p in parts]
-    if any(not p for p in cleaned):
-        raise ValueError(f"empty id component in key parts {parts!r}")
-    return "/".join(cleaned)
 
 
 def parquet_member(row: int, column: str) -> str:

@@ -29,7 +29,7 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.sources.hf_tables import HFLocation, resolve_tables, stream_table_rows, table_columns
 
 __all__ = ["DocumentFile", "TextInput", "iter_documents", "list_document_files"]

@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.token_store.format import check_key, load_npy, npy_bytes, shard_name, split_member
-from uniaudio.pipelines.token_store.reader import StoreReadError, iter_members
-from uniaudio.pipelines.token_store.writer import ShardFile, ShardLimits
+from uniaudio.core import storage
+from uniaudio.core.keys import check_key
+from uniaudio.core.npy_codec import load_npy, npy_bytes
+from uniaudio.core.shard_file import ShardFile, ShardLimits
+from uniaudio.core.ustar import StoreReadError, iter_members, shard_name, split_member
 
 __all__ = ["FORMAT_NAME", "INDEX_NAME", "Sentence", "SentenceStoreWriter", "iter_sentences", "read_index"]
 

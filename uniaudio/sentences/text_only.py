@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray
-from uniaudio.pipelines.records import make_key
-from uniaudio.pipelines.token_store.writer import ShardLimits
+from uniaudio.core.keys import make_key
+from uniaudio.core.ray_runtime import RayConfig, ensure_ray
+from uniaudio.core.shard_file import ShardLimits
 from uniaudio.sentences.documents import DocumentFile, TextInput, iter_documents, list_document_files
 from uniaudio.sentences.store import Sentence, SentenceStoreWriter
 from uniaudio.tokenize.text_tokenizer import TextTokenizer

@@ -12,7 +12,7 @@ Contract:
   segment in them. :meth:`decode` keeps special tokens. For a byte-level BPE without normaliser (LLaMA-3.2)
   ``decode(encode(t)) == t`` for every string, and decoding a concatenation of consecutive pieces of
   ``encode(t)`` gives back the text those pieces cover.
-* :attr:`specials` is the one config of text special ids, :class:`~uniaudio.model.tokens.TextTokens`:
+* :attr:`specials` is the one config of text special ids, :class:`~uniaudio.core.token_space.TextTokens`:
   ``special_base`` is the id of ``<|begin_of_text|>`` (128000 for LLaMA-3.2; ``<|end_of_text|>`` must follow
   it), and the role markers of the released modified tokenizer are offsets from it (``<think>`` 128002,
   ``<transcription>`` 128011, ``<caption>`` 128015, ``<text_pad_token>`` 128020, ...), which are the
@@ -30,8 +30,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from uniaudio.model.tokens import TextTokens
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
+from uniaudio.core.token_space import TextTokens
 
 __all__ = ["BEGIN_OF_TEXT", "END_OF_TEXT", "TextTokenizer", "train_tiny_tokenizer"]
 

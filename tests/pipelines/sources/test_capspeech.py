@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.records import AudioRecord, Reject
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.testing.corpora import capspeech

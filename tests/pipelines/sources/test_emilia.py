@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources.emilia import EmiliaSource

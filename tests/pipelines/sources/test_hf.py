@@ -241,7 +241,7 @@ def test_single_parquet_file(offline):
 
 
 def test_parquet_on_s3(offline, s3_bucket):
-    from uniaudio.pipelines import storage
+    from uniaudio.core import storage
 
     for file in (offline["repo"] / "german").glob("*.parquet"):
         storage.filesystem(s3_bucket).put_file(str(file), storage.strip_scheme(f"{s3_bucket}/german/{file.name}"))

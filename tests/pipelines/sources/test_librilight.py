@@ -101,7 +101,7 @@ def test_bad_sidecars(corpus, tmp_path):
 
 
 def test_s3_input(corpus, s3_bucket):
-    from uniaudio.pipelines import storage
+    from uniaudio.core import storage
 
     storage.upload_tree(corpus, f"{s3_bucket}/ll")
     local = LibriLightSource(str(corpus))

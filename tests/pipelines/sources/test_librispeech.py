@@ -92,7 +92,7 @@ def test_malformed_line_and_empty_flac(corpus, tmp_path):
 
 
 def test_s3_input(corpus, s3_bucket):
-    from uniaudio.pipelines import storage
+    from uniaudio.core import storage
 
     storage.upload_tree(corpus, f"{s3_bucket}/LibriSpeech")
     local_records, local_rejects = split_items(LibriSpeechSource(str(corpus)).iter_all())

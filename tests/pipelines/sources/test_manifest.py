@@ -147,7 +147,7 @@ def test_forms_are_not_mixed(corpus, tmp_path):
 
 def test_nemo_and_kaldi_on_s3(corpus, s3_bucket):
     """Relative paths with ``..`` resolve to real S3 keys."""
-    from uniaudio.pipelines import storage
+    from uniaudio.core import storage
 
     storage.upload_tree(corpus, f"{s3_bucket}/m")
     for form, present in (("nemo", 3), ("kaldi", 3), ("fairseq", 2)):

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.pipelines.sources.hf_tables import read_audio_cell

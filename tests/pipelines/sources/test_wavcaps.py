@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.records import AudioRecord, Reject
 from uniaudio.pipelines.sources import SourceError, get_source
 from uniaudio.testing.corpora import wavcaps

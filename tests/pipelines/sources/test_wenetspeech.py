@@ -135,7 +135,7 @@ def test_bad_input(corpus, tmp_path):
 
 
 def test_s3_input(corpus, s3_bucket):
-    from uniaudio.pipelines import storage
+    from uniaudio.core import storage
 
     storage.upload_tree(corpus, f"{s3_bucket}/ws")
     records, rejects = split_items(WenetSpeechSource(f"{s3_bucket}/ws", split="L").iter_all())

@@ -6,7 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from uniaudio.pipelines.token_store import ShardLimits, TokenStoreWriter
+from uniaudio.core.shard_file import ShardLimits
+from uniaudio.pipelines.token_store import TokenStoreWriter
 from uniaudio.testing.tokens import TEST_CODEC, random_sample
 
 

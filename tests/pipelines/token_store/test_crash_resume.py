@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
+from uniaudio.core.shard_file import ShardLimits
 from uniaudio.pipelines.token_store import TokenStoreWriter, iter_store, validate_store
-from uniaudio.pipelines.token_store.writer import ShardLimits
 from uniaudio.testing.tokens import TEST_CODEC, random_sample
 
 KEYS = [f"src/k{i:02d}" for i in range(23)]
@@ -17,7 +17,8 @@ KEYS = [f"src/k{i:02d}" for i in range(23)]
 WRITER = textwrap.dedent(
     """
     import os, signal, sys
-    from uniaudio.pipelines.token_store import ShardLimits, TokenStoreWriter
+    from uniaudio.pipelines.token_store import TokenStoreWriter
+    from uniaudio.core.shard_file import ShardLimits
     from uniaudio.testing.tokens import TEST_CODEC, random_sample
     store, kill_after = sys.argv[1], int(sys.argv[2])
     w = TokenStoreWriter(store, TEST_CODEC, ShardLimits(max_samples=5))

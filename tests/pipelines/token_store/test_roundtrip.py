@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
+from uniaudio.core.shard_file import ShardLimits
 from uniaudio.pipelines.token_store import (
     DuplicateKeyError,
-    ShardLimits,
     TokenStoreWriter,
     iter_store,
     read_index,

@@ -32,8 +32,9 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, make_key
+from uniaudio.core import storage
+from uniaudio.core.keys import make_key
+from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources.audioset import ClipIndex, clip_stems
 from uniaudio.pipelines.sources.base import Source, SourceError
 

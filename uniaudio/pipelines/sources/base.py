@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.records import AudioRecord, Reject
 
 __all__ = ["Source", "SourceError"]

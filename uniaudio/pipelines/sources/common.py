@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.records import Reject, RejectReason
 from uniaudio.pipelines.sources.base import SourceError
 

@@ -43,8 +43,9 @@ from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, make_key, parquet_member
+from uniaudio.core import storage
+from uniaudio.core.keys import make_key
+from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, parquet_member
 from uniaudio.pipelines.sources.base import Source, SourceError
 from uniaudio.pipelines.sources.hf_tables import (
     AudioRef,

@@ -32,8 +32,9 @@ import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, make_key
+from uniaudio.core import storage
+from uniaudio.core.keys import make_key
+from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources.base import Source, SourceError
 from uniaudio.pipelines.sources.common import audio_file_reject, relative_to
 from uniaudio.pipelines.sources.librispeech import SAMPLE_RATE, read_chapter

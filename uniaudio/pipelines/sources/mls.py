@@ -48,8 +48,9 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, make_key, parquet_member
+from uniaudio.core import storage
+from uniaudio.core.keys import make_key
+from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, parquet_member
 from uniaudio.pipelines.sources import hf_tables
 from uniaudio.pipelines.sources.base import Source, SourceError
 from uniaudio.pipelines.sources.common import (

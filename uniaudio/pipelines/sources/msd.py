@@ -41,8 +41,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, make_key
+from uniaudio.core import storage
+from uniaudio.core.keys import make_key
+from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources.base import Source, SourceError
 from uniaudio.pipelines.sources.hf_tables import iter_table_rows, table_files
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pyarrow.parquet as pq
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.records import RECORD_SCHEMA, AudioRecord, Reject
 from uniaudio.pipelines.sources.base import Source, SourceError
 

@@ -38,8 +38,9 @@ from typing import Any, ClassVar
 
 import ijson
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason, make_key
+from uniaudio.core import storage
+from uniaudio.core.keys import make_key
+from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources.base import Source, SourceError
 from uniaudio.pipelines.sources.common import (
     audio_file_reject,

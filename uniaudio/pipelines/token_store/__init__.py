@@ -5,13 +5,12 @@ from uniaudio.pipelines.token_store.index import ShardEntry, StoreIndex, read_in
 from uniaudio.pipelines.token_store.reader import iter_store, read_store_ray
 from uniaudio.pipelines.token_store.sample import TokenSample, sample_metadata
 from uniaudio.pipelines.token_store.validate import Problem, validate_store
-from uniaudio.pipelines.token_store.writer import DuplicateKeyError, ShardLimits, TokenStoreWriter
+from uniaudio.pipelines.token_store.writer import DuplicateKeyError, TokenStoreWriter
 
 __all__ = [
     "DuplicateKeyError",
     "Problem",
     "ShardEntry",
-    "ShardLimits",
     "StoreIndex",
     "StoreSpec",
     "TokenSample",

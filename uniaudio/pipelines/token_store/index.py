@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 from uniaudio.pipelines.token_store.format import FORMAT_NAME, FORMAT_VERSION, INDEX_NAME, JOURNAL_DIR
 
 __all__ = ["JournalEntry", "ShardEntry", "StoreIndex", "read_index", "read_journal"]

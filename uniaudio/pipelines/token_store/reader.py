@@ -11,87 +11,13 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.token_store.format import check_member_name, load_npy, split_member
+from uniaudio.core import storage
+from uniaudio.core.npy_codec import load_npy
+from uniaudio.core.ustar import StoreReadError, iter_members, split_member
 from uniaudio.pipelines.token_store.index import StoreIndex, read_index, read_journal
 from uniaudio.pipelines.token_store.sample import TokenSample
 
-__all__ = ["StoreReadError", "iter_members", "iter_shard", "iter_store", "read_store_ray", "shard_uris"]
-
-
-class StoreReadError(ValueError):
-    """A shard cannot be read as a token store (names the shard and member)."""
-
-
-_BLOCK = 512
-_ZERO_BLOCK = bytes(_BLOCK)
-
-
-def _read_exact(f, n: int, where: str, what: str) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise StoreReadError(f"{where}: truncated tar: {what} needs {n} bytes, only {len(data)} left")
-    return data
-
-
-def _octal_field(field: bytes) -> int:
-    text = field.rstrip(b"\0 ").strip()
-    return int(text, 8) if text else 0
-
-
-def _pax_path(data: bytes) -> str | None:
-    """The ``path`` record of a pax extended header, if any (records are ``"<len> key=value\\n"``)."""
-    pos = 0
-    while pos < len(data):
-        space = data.index(b" ", pos)
-        length = int(data[pos:space])
-        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
-        if key == b"path":
-            return value.decode("utf-8")
-        pos += length
-    return None
-
-
-def iter_members(fileobj, where: str) -> Iterator[tuple[str, bytes]]:
-    """``(name, data)`` of the regular-file members of a tar stream, with names checked.
-
-    A small ustar parser (POSIX ustar, pax ``path`` records and GNU long names): several times faster
-    than :mod:`tarfile` for the store's many small members. A stream that ends inside a member, or a
-    header with a bad checksum, raises :class:`StoreReadError` naming the shard.
-    """
-    long_name: str | None = None
-    while True:
-        header = fileobj.read(_BLOCK)
-        if not header:
-            raise StoreReadError(f"{where}: truncated tar: no end-of-archive marker")
-        if len(header) < _BLOCK:
-            raise StoreReadError(f"{where}: truncated tar: partial header block")
-        if header == _ZERO_BLOCK:
-            return
-        stored = _octal_field(header[148:156])
-        if stored != sum(header) - sum(header[148:156]) + 8 * 32:
-            raise StoreReadError(f"{where}: corrupt tar header (checksum mismatch) after {long_name or 'start'}")
-        size = _octal_field(header[124:136])
-        typeflag = header[156:157]
-        name = header[0:100].split(b"\0", 1)[0].decode("utf-8")
-        if header[257:262] == b"ustar":
-            prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8")
-            name = f"{prefix}/{name}" if prefix else name
-        data = _read_exact(fileobj, size, where, f"member {name!r}")
-        _read_exact(fileobj, -size % _BLOCK, where, f"padding of {name!r}")
-        if typeflag in (b"x", b"L"):
-            long_name = _pax_path(data) if typeflag == b"x" else data.rstrip(b"\0").decode("utf-8")
-            continue
-        if typeflag == b"g":
-            continue
-        if long_name is not None:
-            name, long_name = long_name, None
-        if typeflag not in (b"0", b"\0", b"7"):
-            continue  # directories, links, devices: not part of any sample
-        problem = check_member_name(name)
-        if problem:
-            raise StoreReadError(f"{where}: member {name!r}: {problem}")
-        yield name, data
+__all__ = ["iter_shard", "iter_store", "read_store_ray", "shard_uris"]
 
 
 def decode_member(ext: str, data: bytes, where: str) -> Any:

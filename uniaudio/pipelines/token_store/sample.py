@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from uniaudio.pipelines.token_store.format import check_field, check_key, npy_bytes
+from uniaudio.core.keys import check_field, check_key
+from uniaudio.core.npy_codec import npy_bytes
 
 __all__ = ["METADATA_FIELDS", "TokenSample", "sample_metadata"]
 

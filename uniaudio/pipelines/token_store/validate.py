@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uniaudio.pipelines import storage
-from uniaudio.pipelines.token_store.format import INDEX_NAME, StoreSpec, shard_index, split_member
+from uniaudio.core import storage
+from uniaudio.core.ustar import StoreReadError, iter_members, shard_index, split_member
+from uniaudio.pipelines.token_store.format import INDEX_NAME, StoreSpec
 from uniaudio.pipelines.token_store.index import ShardEntry, read_index
-from uniaudio.pipelines.token_store.reader import StoreReadError, iter_members
 
 __all__ = ["Problem", "validate_store"]
 

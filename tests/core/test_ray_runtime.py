@@ -6,7 +6,7 @@ import os
 
 import ray
 
-from uniaudio.pipelines.ray_runtime import RayConfig, ensure_ray, worker_env
+from uniaudio.core.ray_runtime import RayConfig, ensure_ray, worker_env
 
 
 def test_embedded_ray_is_loopback_and_forwards_env(ray_session):

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from uniaudio.pipelines import storage
+from uniaudio.core import storage
 
 log = logging.getLogger(__name__)
 
