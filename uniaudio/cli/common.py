@@ -6,7 +6,9 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
+from uniaudio.core import ray_logs
 from uniaudio.pipelines.audio_stage import AudioFilterConfig
 
 RayAddress = Annotated[
@@ -103,3 +105,10 @@ def merge_hf_options(source: str, options: dict[str, Any], **hf: Any) -> dict[st
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise typer.BadParameter(f"{flags} only apply to source hf (other sources take -o KEY=VALUE options)")
     return {**options, **given}
+
+
+def print_ray_log_note(console: Console) -> None:
+    """One summary line saying where Ray's own lines went (nothing with ``--verbose``)."""
+    path = ray_logs.ray_log_path()
+    if path is not None:
+        console.print(f"[dim]Ray's own log lines: {path} (uniaudio --verbose shows them)[/dim]")

@@ -31,6 +31,7 @@ from uniaudio.cli.common import (
     audio_filters,
     merge_hf_options,
     parse_source_options,
+    print_ray_log_note,
 )
 from uniaudio.core.ray_runtime import RayConfig
 from uniaudio.pipelines.audio_stage import AudioStageConfig
@@ -85,7 +86,7 @@ def ingest(
             audio_column=audio_column, text_column=text_column, caption_column=caption_column,
             speaker_column=speaker_column, id_column=id_column, streaming=streaming),
         stage=AudioStageConfig(filters=filters, window_s=window, min_window_s=min_window, keep_audio=False),
-        ray=RayConfig(address=ray_address),
+        ray=RayConfig(address=ray_address, log_to=output_uri),
     )
     console = Console(width=120)
     try:
@@ -100,3 +101,4 @@ def ingest(
     render_summary(summary, console)
     if not dry:
         console.print(f"summary written to {output_uri.rstrip('/')}/summary.json")
+    print_ray_log_note(console)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from uniaudio.cli import codec, ingest, model, sentences, shards, sources
-from uniaudio.core import storage
+from uniaudio.core import ray_logs, storage
 
 app = typer.Typer(
     name="uniaudio",
@@ -40,8 +40,11 @@ def main(
     s3_region: Annotated[
         str | None, typer.Option(help="S3 region (default: $AWS_REGION).", show_default=False)
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Log at INFO level, and show Ray's own lines on the console instead of in "
+        "OUTPUT/_logs/ray.log.")] = False,
 ) -> None:
+    ray_logs.set_verbose(verbose)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -34,6 +34,7 @@ from uniaudio.cli.common import (
     audio_filters,
     merge_hf_options,
     parse_source_options,
+    print_ray_log_note,
 )
 from uniaudio.pipelines.progress import PartitionProgress, render_rejects
 from uniaudio.pipelines.token_store import iter_store, read_index, validate_store
@@ -136,7 +137,7 @@ def build(
             workers=workers,
             limits=ShardLimits(max_samples=max_shard_samples, max_bytes=int(max_shard_mb * 1024 * 1024)),
             force=force,
-            ray=RayConfig(address=ray_address),
+            ray=RayConfig(address=ray_address, log_to=output_uri),
         )
         partitions = config.make_source().partitions()
         with PartitionProgress.show(len(partitions), console) as progress:
@@ -162,6 +163,7 @@ def _print_build_summary(summary: dict) -> None:
     render_rejects(summary["rejects_by_reason"], console)
     console.print(f"rejects: {summary['output_uri'].rstrip('/')}/rejects/   "
                   f"summary: {summary['output_uri'].rstrip('/')}/build-summary.json")
+    print_ray_log_note(console)
 
 
 @app.command()

@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from uniaudio.core import storage
+from uniaudio.core import ray_logs, storage
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class RayConfig:
     """How to reach Ray. ``address=None`` and no ``RAY_ADDRESS`` means embedded local Ray."""
 
     address: str | None = None
+    log_to: str | None = None
+    """An output URI: Ray's own console lines go to its ``_logs/ray.log`` (see :mod:`uniaudio.core.ray_logs`)."""
     num_cpus: int | None = None
     num_gpus: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -85,12 +87,15 @@ def ensure_ray(config: RayConfig | None = None) -> dict:
     if ray.is_initialized():
         return ray.cluster_resources()
     address = config.resolved_address()
+    if config.log_to:
+        ray_logs.route_ray_output(config.log_to)
+    forward_logs = ray_logs.ray_log_path() is None
     if address:
         log.info("connecting to Ray cluster at %s", address)
         ray.init(
             address=address,
             runtime_env={"env_vars": worker_env(config.extra_env)},
-            log_to_driver=True,
+            log_to_driver=forward_logs,
         )
     else:
         os.environ.update(LOCAL_ENV)
@@ -105,9 +110,10 @@ def ensure_ray(config: RayConfig | None = None) -> dict:
             runtime_env={"env_vars": env},
             configure_logging=True,
             logging_level=logging.WARNING,
-            log_to_driver=True,
+            log_to_driver=forward_logs,
         )
     _quiet_ray_data()
+    ray_logs.capture_ray_loggers()
     return ray.cluster_resources()
 
 
