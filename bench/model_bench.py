@@ -27,6 +27,7 @@ from transformers import LlamaForCausalLM
 
 from uniaudio.core.token_space import AudioTokens, TextTokens, TokenLayout
 from uniaudio.model.config import StackConfig, UniAudioConfig, preset
+from uniaudio.model.flops import batch_flops, stack_forward_flops
 from uniaudio.model.losses import compute_loss
 from uniaudio.model.network import UniAudioModel
 from uniaudio.model.sequence import AudioSegment, Batch, TextSegment, build_sequence, collate
@@ -67,30 +68,11 @@ def make_batch(config: UniAudioConfig, batch: int, seq_len: int, audio_fraction:
     return collate(seqs, pad_to=seq_len)
 
 
-def stack_flops(cfg: StackConfig, tokens: float, context: int) -> float:
-    """Forward+backward FLOPs of a stack over ``tokens`` positions attending to ``context`` (causal)."""
-    d, kv = cfg.d_model, cfg.n_kv_heads * cfg.head_dim
-    params = cfg.n_layers * (2 * d * d + 2 * d * kv + 3 * d * cfg.d_ff)
-    return 6 * params * tokens + 6 * cfg.n_layers * d * context * tokens
-
-
-def uniaudio_flops(config: UniAudioConfig, b: Batch) -> float:
-    n_tok = b.tokens.shape[0] * b.tokens.shape[1]
-    t = b.tokens.shape[1]
-    n_text = int((b.labels[..., -1] != -100).sum())
-    n_frames = int((b.labels[..., :-1] != -100).any(-1).sum())
-    d, dl, v = config.cross_modal.d_model, config.local_decoder.d_model, config.tokens.audio.card
-    k = config.tokens.audio.n_codebooks
-    flops = sum(stack_flops(s, n_tok, t) for s in (config.understanding, config.cross_modal, config.generation))
-    flops += 6 * d * config.text_vocab_size * n_text
-    flops += stack_flops(config.local_decoder, n_frames * k, k) + 6 * (d * dl + dl * v) * n_frames * k
-    return flops
-
-
 def llama_flops(config: UniAudioConfig, batch: int, seq_len: int) -> float:
+    """Forward+backward FLOPs of the plain LLaMA baseline: its layers, causal attention and LM head."""
     n_tok = batch * seq_len
-    return stack_flops(config.cross_modal, n_tok, seq_len) + 6 * config.cross_modal.d_model * \
-        config.text_vocab_size * n_tok
+    fwd = stack_forward_flops(config.cross_modal, n_tok, batch * seq_len * (seq_len + 1) / 2)
+    return 3 * (fwd + 2 * config.cross_modal.d_model * config.text_vocab_size * n_tok)
 
 
 def _timed(step: Callable[[], object], device: torch.device) -> float:
@@ -142,6 +124,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing in both models")
     p.add_argument("--peak-tflops", type=float, default=None)
+    p.add_argument("--attention", default="sdpa", choices=["sdpa", "flex"],
+                   help="kernel of the UniAudio sequence stacks (flex: GPU, block mask)")
     args = p.parse_args()
 
     device = torch.device(args.device)
@@ -150,6 +134,7 @@ def main() -> None:
                 else contextlib.nullcontext())
     torch.manual_seed(0)
     model = UniAudioModel(config).to(device).train()
+    model.set_attention(args.attention)
     llama = LlamaForCausalLM(config.cross_modal.to_llama_config(config.text_vocab_size)).to(device).train()
     if args.grad_ckpt:
         model.set_gradient_checkpointing(True)
@@ -173,10 +158,10 @@ def main() -> None:
     t_llama, t_ua = timed["llama"], timed["uniaudio"]
     peak, peak_src = peak_tflops(device, args.peak_tflops)
     tokens = args.batch * args.seq_len
-    f_ua, f_llama = uniaudio_flops(config, batch), llama_flops(config, args.batch, args.seq_len)
+    f_ua, f_llama = batch_flops(config, batch), llama_flops(config, args.batch, args.seq_len)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     print(f"config={config.name} device={device} ({where}) batch={args.batch} seq_len={args.seq_len} "
-          f"audio_fraction={args.audio_fraction} grad_ckpt={args.grad_ckpt}")
+          f"audio_fraction={args.audio_fraction} grad_ckpt={args.grad_ckpt} attention={args.attention}")
     print(f"params: uniaudio {sum(x.numel() for x in model.parameters()) / 1e6:.1f} M, "
           f"llama {sum(x.numel() for x in llama.parameters()) / 1e6:.1f} M; peak {peak:.3f} TFLOP/s ({peak_src})")
     for name, sec, flops in (("llama", t_llama, f_llama), ("uniaudio", t_ua, f_ua)):

@@ -23,7 +23,7 @@ def _invoke(*args: str) -> str:
 
 
 def test_init_import_export_info(tmp_path: Path) -> None:
-    cfg = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    cfg = LlamaConfig(vocab_size=2112, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
                       max_position_embeddings=131072, tie_word_embeddings=True,
                       rope_parameters={**LLAMA3_ROPE_SCALING, "rope_theta": 500000.0})
@@ -50,7 +50,9 @@ def test_init_import_export_info(tmp_path: Path) -> None:
     assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), d.state_dict().values(), strict=True))
 
     out = _invoke("info", str(tmp_path / "d"))
-    assert "cross_modal" in out and "381,728" in out
+    assert "cross_modal" in out and "209,216" in out
+    # text (2112 x 64) and audio (8 x 204 x 64) embeddings are separate groups
+    assert "text_embeddings" in out and "135,168" in out and "audio_embeddings" in out and "104,448" in out
 
 
 def test_bad_preset_is_a_usage_error() -> None:

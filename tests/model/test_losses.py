@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
 from uniaudio.model.config import LossConfig, UniAudioConfig
-from uniaudio.model.losses import audio_loss, compute_loss
+from uniaudio.model.losses import compute_loss
 from uniaudio.model.network import UniAudioModel
 from uniaudio.model.sequence import AudioSegment, TextSegment, build_sequence, collate
 
@@ -26,11 +28,12 @@ def test_changing_one_codebook_moves_audio_loss_by_its_weight(tiny_model: UniAud
         out = tiny_model(batch)
     weights = tiny_config.loss.codebook_weights
     assert weights == (0.25, 0.25, 0.25, 0.125, 0.125, 0.125, 0.125, 0.125)
-    base = audio_loss(out.audio_logits, out.audio_targets, weights)
+    audio = tiny_config.tokens.audio
+    base = compute_loss(out, batch, tiny_config.loss, audio).audio
     for k in (0, 5):
         changed = out.audio_targets.clone()
         changed[:, k] = (changed[:, k] + 17) % tiny_config.tokens.audio.card
-        moved = audio_loss(out.audio_logits, changed, weights)
+        moved = compute_loss(replace(out, audio_targets=changed), batch, tiny_config.loss, audio).audio
         ce_old = F.cross_entropy(out.audio_logits[:, k], out.audio_targets[:, k])
         ce_new = F.cross_entropy(out.audio_logits[:, k], changed[:, k])
         torch.testing.assert_close(moved - base, weights[k] * (ce_new - ce_old), rtol=1e-4, atol=1e-6)

@@ -16,7 +16,7 @@ from uniaudio.model.sequence import AudioSegment, TextSegment, build_sequence, c
 def _save_tiny_llama(path: Path, tie: bool = True) -> LlamaForCausalLM:
     """A tiny LLaMA-3.2-shaped model matching the ``tiny`` preset's cross-modal stack, saved as HF does."""
     torch.manual_seed(1)
-    cfg = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    cfg = LlamaConfig(vocab_size=2112, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
                       max_position_embeddings=131072, tie_word_embeddings=tie,
                       rope_parameters={**LLAMA3_ROPE_SCALING, "rope_theta": 500000.0})
@@ -123,3 +123,29 @@ def test_sequence_longer_than_context_is_refused(tiny_model: UniAudioModel, tiny
     seq = build_sequence([TextSegment(tuple(range(600)))], tiny_config.tokens)
     with pytest.raises(ValueError, match="602 steps exceed max_seq_len=512 of config 'tiny'"):
         tiny_model.logits(seq.tokens[None], seq.stream_mask[None])
+
+
+def test_stage_one_trains_audio_embeddings_with_text_embeddings_frozen(tiny_config: UniAudioConfig) -> None:
+    from uniaudio.model.config import AuxDecoderConfig, DistillTarget
+    from uniaudio.model.losses import compute_loss
+
+    torch.manual_seed(0)
+    cfg = tiny_config.with_(aux_decoder=AuxDecoderConfig(16, (DistillTarget("wavlm", 4, 1),)))
+    model = UniAudioModel(cfg).train()
+    trained = {"understanding", "audio_embeddings", "aux_decoder"}
+    model.set_trainable(trained)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    g = torch.Generator().manual_seed(6)
+    batch = collate([build_sequence([AudioSegment(torch.randint(0, 64, (8, 3), generator=g),
+                                                  torch.randint(0, 128, (8, 4), generator=g),
+                                                  features={"wavlm": torch.randn(4, 4, generator=g)}),
+                                     TextSegment((5, 6, 7), role="caption", loss=True)],
+                                    cfg.tokens, cfg.aux_decoder)])
+    compute_loss(model(batch), batch, cfg.loss, cfg.tokens.audio).total.backward()
+    opt.step()
+    for group, params in model.param_groups().items():
+        changed = any(not torch.equal(p, before[n]) for n, p in params)
+        assert changed == (group in trained), group
+    with pytest.raises(ValueError, match="'embeddings' is now 'text_embeddings' \\+ 'audio_embeddings'"):
+        model.set_trainable({"embeddings"})

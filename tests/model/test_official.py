@@ -21,7 +21,7 @@ def _released_state(seed: int = 0) -> dict[str, torch.Tensor]:
     def r(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=g)
 
-    state = {"backbone.transformer.wte.weight": r(512, 64), "backbone.lm_head.weight": r(512, 64),
+    state = {"backbone.transformer.wte.weight": r(2112, 64), "backbone.lm_head.weight": r(2112, 64),
              "audio_embeddings.weight": r(8 * v, 64), "projection.weight": r(32, 64), "audio_head": r(8, 32, v)}
     stacks = {"backbone.transformer": (2, 64, 64 + 2 * 32, 128),
               "audio_understanding_expert.transformer": (1, 64, 64 + 2 * 32, 128),

@@ -1,4 +1,5 @@
-"""The stage-1 semantic-distillation decoder: L_rec = λ_rec · ||D(h) − z_SSL||², dropped after stage 1.
+"""The stage-1 semantic-distillation decoder: L_rec = λ_rec · ||D(h) − z_SSL||², dropped after stage 1
+(the loss itself is in :mod:`uniaudio.model.losses`).
 
 A light MLP per target reads the understanding experts' output at each reconstruction frame (12.5 Hz) and
 predicts the ``frames_per_token`` frozen SSL feature frames it covers. The defaults read the features that
@@ -9,7 +10,6 @@ predicts the ``frames_per_token`` frozen SSL feature frames it covers. The defau
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from uniaudio.model.config import AuxDecoderConfig
@@ -31,14 +31,3 @@ class SemanticDistillationDecoder(nn.Module):
         """(N, d_model) understanding states → {name: (N, frames_per_token, dim)} predicted features."""
         return {t.name: self.heads[t.name](hidden).view(-1, t.frames_per_token, t.dim) for t in self.config.targets}
 
-
-def distillation_loss(pred: dict[str, Tensor], targets: dict[str, Tensor], valid: dict[str, Tensor]) -> Tensor:
-    """Mean squared error over valid feature frames, averaged over targets (0 when nothing is valid)."""
-    losses = []
-    for name, p in pred.items():
-        if name not in targets:
-            raise KeyError(f"distillation_loss: no target features for {name!r} (have {sorted(targets)})")
-        m = valid[name].unsqueeze(-1).to(p.dtype)
-        n = m.sum() * p.shape[-1]
-        losses.append(((p - targets[name].to(p.dtype)) ** 2 * m).sum() / n.clamp(min=1))
-    return torch.stack(losses).mean()

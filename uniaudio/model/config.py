@@ -210,8 +210,8 @@ def _tiny() -> UniAudioConfig:
         cross_modal=replace(stack, n_layers=2),
         generation=stack,
         local_decoder=StackConfig(n_layers=1, d_model=32, n_heads=2, n_kv_heads=1, d_ff=64),
-        text_vocab_size=512,
-        tokens=TokenLayout(audio=AudioTokens.standard(64, 128), text=TextTokens(special_base=448)),
+        text_vocab_size=2112,  # the packaged default tokenizer: 2048 BPE ids + LLaMA-3 specials at 2048+
+        tokens=TokenLayout(audio=AudioTokens.standard(64, 128), text=TextTokens(special_base=2048)),
         max_seq_len=512,
     )
 

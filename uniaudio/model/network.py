@@ -13,6 +13,13 @@ Forward pass over tokens (B, T, S) with stream mask (B, T, S), M = audio steps (
 
 The mixing uses ``torch.where``, so text positions keep their values bit-exactly: with text-only input the
 text logits are those of the source LLaMA.
+
+Training rows may pack several samples (:class:`~uniaudio.model.sequence.Batch` ``position_ids`` and
+``document_ids``): the three sequence stacks restart RoPE per sample and attend block-causally (kernel by
+:meth:`UniAudioModel.set_attention`); the local and auxiliary decoders work per position. ``forward`` runs
+every module on every call whatever the batch holds (a text-only batch still runs the local decoder on one
+unscored frame, a batch without features the auxiliary decoder on one invalid position), so ranks of a
+DDP/ZeRO job never diverge in the modules they run.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from torch import Tensor, nn
 from transformers import DynamicCache
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
+from uniaudio.model.attention import AttentionKind, check_attention_kind, packed_mask
 from uniaudio.model.aux_decoder import SemanticDistillationDecoder
 from uniaudio.model.config import UniAudioConfig
 from uniaudio.model.llama_init import load_llama_weights
@@ -31,14 +39,20 @@ from uniaudio.model.sequence import IGNORE, Batch
 from uniaudio.model.stack import LlamaStack
 
 PARAM_GROUPS: dict[str, tuple[str, ...]] = {
-    "embeddings": ("text_embeddings.", "audio_embeddings."),
+    "text_embeddings": ("text_embeddings.",),
+    "audio_embeddings": ("audio_embeddings.",),
     "understanding": ("understanding.",),
     "cross_modal": ("cross_modal.", "lm_head."),
     "generation": ("generation.",),
     "local_decoder": ("local_projection.", "local_decoder.", "audio_head"),
     "aux_decoder": ("aux_decoder.",),
 }
-"""Parameter groups by stage role: name → parameter-name prefixes (every parameter is in exactly one)."""
+"""Parameter groups by stage role: name → parameter-name prefixes (every parameter is in exactly one).
+``audio_embeddings`` also feeds the local decoder its previous codebooks; ``lm_head`` trains with the
+cross-modal stack."""
+
+RENAMED_GROUPS = {"embeddings": ("text_embeddings", "audio_embeddings")}
+"""Former group names and the groups that replaced them (named in the error for an old name)."""
 
 INIT_STD = 0.02
 
@@ -69,8 +83,10 @@ class TrainOutput:
     """Predictions at the scored steps of a :class:`Batch`.
 
     ``text_logits`` (N_t, vocab) with ``text_targets`` (N_t,); ``audio_logits`` (N_a, n_codebooks, V) with
-    ``audio_targets`` (N_a, n_codebooks), -100 where a codebook is not scored; ``aux`` the distillation
-    predictions {name: (N_d, frames_per_token, dim)} when the auxiliary decoder exists.
+    ``audio_targets`` (N_a, n_codebooks), -100 where a codebook is not scored (N_a >= 1: a batch without
+    audio targets yields one all -100 row, so the local decoder always runs); ``aux`` the distillation
+    predictions {name: (N_d, frames_per_token, dim)} when the auxiliary decoder exists, with the matching
+    ``aux_targets`` and ``aux_valid`` (N_d, frames_per_token) (N_d >= 1, likewise).
     """
 
     text_logits: Tensor
@@ -78,6 +94,8 @@ class TrainOutput:
     audio_logits: Tensor
     audio_targets: Tensor
     aux: dict[str, Tensor] = field(default_factory=dict)
+    aux_targets: dict[str, Tensor] = field(default_factory=dict)
+    aux_valid: dict[str, Tensor] = field(default_factory=dict)
 
 
 class UniAudioModel(nn.Module):
@@ -100,6 +118,7 @@ class UniAudioModel(nn.Module):
         self.aux_decoder = (SemanticDistillationDecoder(d, config.aux_decoder)
                             if config.aux_decoder is not None else None)
         self.register_buffer("codebook_offsets", torch.arange(a.n_codebooks) * a.card, persistent=False)
+        self.attention: AttentionKind = "sdpa"
         self.reset_parameters()
 
     # ---- construction helpers ------------------------------------------------------------------------
@@ -133,6 +152,14 @@ class UniAudioModel(nn.Module):
         for stack in (self.understanding, self.cross_modal, self.generation, self.local_decoder):
             stack.set_gradient_checkpointing(enabled)
 
+    def set_attention(self, kind: AttentionKind) -> None:
+        """Attention kernel of the three sequence stacks over packed rows: ``sdpa`` (boolean T×T mask; CPU
+        and GPU) or ``flex`` (flex attention with a block mask, compiled on CUDA; GPU training). A runtime
+        choice, not saved with the checkpoint; see :mod:`uniaudio.model.attention`."""
+        self.attention = check_attention_kind(kind)
+        for stack in (self.understanding, self.cross_modal, self.generation):
+            stack.set_attention(kind)
+
     # ---- parameter groups ----------------------------------------------------------------------------
 
     def param_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
@@ -146,7 +173,9 @@ class UniAudioModel(nn.Module):
         """Train exactly ``groups`` (``requires_grad``); every other group is frozen."""
         unknown = sorted(set(groups) - set(PARAM_GROUPS))
         if unknown:
-            raise ValueError(f"set_trainable: unknown groups {unknown}; known: {sorted(PARAM_GROUPS)}")
+            renamed = "".join(f"; {old!r} is now {' + '.join(map(repr, new))}"
+                              for old, new in RENAMED_GROUPS.items() if old in unknown)
+            raise ValueError(f"set_trainable: unknown groups {unknown}; known: {sorted(PARAM_GROUPS)}{renamed}")
         for name, params in self.param_groups().items():
             for _, p in params:
                 p.requires_grad_(name in groups)
@@ -167,8 +196,11 @@ class UniAudioModel(nn.Module):
         text = self.text_embeddings(tokens[..., -1].clamp(min=0)) * stream_mask[..., -1:]
         return audio + text
 
-    def hidden_states(self, tokens: Tensor, stream_mask: Tensor, cache: ModelCache | None = None) -> Hidden:
-        """Steps 1-4 of the module docstring for (B, T, S) input; extends ``cache`` when given."""
+    def hidden_states(self, tokens: Tensor, stream_mask: Tensor, cache: ModelCache | None = None,
+                      position_ids: Tensor | None = None, document_ids: Tensor | None = None) -> Hidden:
+        """Steps 1-4 of the module docstring for (B, T, S) input: causal over the whole row, extending
+        ``cache`` when given, or over packed rows when ``position_ids`` and ``document_ids`` (B, T) are given
+        (block-causal, positions restarting per sample; no cache)."""
         if tokens.shape != stream_mask.shape or tokens.shape[-1] != self.config.n_streams:
             raise ValueError(
                 f"UniAudioModel: tokens {tuple(tokens.shape)} and stream_mask {tuple(stream_mask.shape)} "
@@ -178,13 +210,21 @@ class UniAudioModel(nn.Module):
         if seen + tokens.shape[1] > self.config.max_seq_len:
             raise ValueError(f"UniAudioModel: {seen + tokens.shape[1]} steps exceed max_seq_len="
                              f"{self.config.max_seq_len} of config {self.config.name!r}")
+        if (position_ids is None) != (document_ids is None):
+            raise ValueError("UniAudioModel.hidden_states: position_ids and document_ids go together")
+        packed: dict[str, object] = {}
+        if document_ids is not None:
+            if position_ids.shape != tokens.shape[:2] or document_ids.shape != tokens.shape[:2]:
+                raise ValueError(f"UniAudioModel: position_ids {tuple(position_ids.shape)} and document_ids "
+                                 f"{tuple(document_ids.shape)} must be (B, T) = {tuple(tokens.shape[:2])}")
+            packed = {"positions": position_ids, "mask": packed_mask(document_ids, self.attention)}
         is_audio = stream_mask[..., :1]
         x = self.embed(tokens, stream_mask)
         caches = (cache.understanding, cache.cross_modal, cache.generation) if cache is not None else (None,) * 3
-        u = self.understanding(self._expert_input(x, is_audio), caches[0])
+        u = self.understanding(self._expert_input(x, is_audio), caches[0], **packed)
         x = torch.where(is_audio, u, x)
-        h = self.cross_modal(x, caches[1])
-        g = self.generation(self._expert_input(h, is_audio), caches[2])
+        h = self.cross_modal(x, caches[1], **packed)
+        g = self.generation(self._expert_input(h, is_audio), caches[2], **packed)
         return Hidden(final=torch.where(is_audio, g, h), understanding=x)
 
     def _expert_input(self, x: Tensor, is_audio: Tensor) -> Tensor:
@@ -203,8 +243,6 @@ class UniAudioModel(nn.Module):
         """Teacher-forced local decoding: states (N, D) and the target frames (N, n_codebooks) →
         logits (N, n_codebooks, V), codebook k predicted from ``[context, E_0(c_0), …, E_{k-1}(c_{k-1})]``."""
         n_cb = self.config.tokens.audio.n_codebooks
-        if context.shape[0] == 0:  # no audio frame scored (e.g. a text-only batch)
-            return context.new_zeros(0, n_cb, self.config.tokens.audio.card)
         prev_ids = codes[:, : n_cb - 1].clamp(min=0) + self.codebook_offsets[: n_cb - 1]
         prev = self.audio_embeddings(prev_ids.reshape(-1, 1)).view(codes.shape[0], n_cb - 1, -1)
         inputs = torch.cat([context.unsqueeze(1), prev], dim=1)
@@ -225,24 +263,49 @@ class UniAudioModel(nn.Module):
 
     def forward(self, batch: Batch) -> TrainOutput:
         """The training pass: predictions at the scored steps of ``batch`` (text head, teacher-forced local
-        decoder, aux). It is ``forward`` so DDP/DeepSpeed wrappers see it: ``engine(batch)``."""
-        hidden = self.hidden_states(batch.tokens, batch.stream_mask)
+        decoder, aux), every module run whatever the batch holds (see the module docstring). It is
+        ``forward`` so DDP/DeepSpeed wrappers see it: ``engine(batch)``."""
+        hidden = self.hidden_states(batch.tokens, batch.stream_mask, position_ids=batch.position_ids,
+                                    document_ids=batch.document_ids)
         flat = hidden.final.reshape(-1, hidden.final.shape[-1])
         labels = batch.labels.reshape(-1, batch.labels.shape[-1])
         text_at = labels[:, -1] != IGNORE
-        audio_at = (labels[:, :-1] != IGNORE).any(dim=1)
+        audio_at = _at_least_one((labels[:, :-1] != IGNORE).any(dim=1))
         audio_targets = labels[audio_at, :-1]
-        aux: dict[str, Tensor] = {}
-        if self.aux_decoder is not None and len(batch.distill_positions):
-            under = hidden.understanding.reshape(-1, hidden.understanding.shape[-1])
-            aux = self.aux_decoder(under[batch.distill_positions])
-        return TrainOutput(
+        out = TrainOutput(
             text_logits=self.text_logits(flat[text_at]),
             text_targets=labels[text_at, -1],
             audio_logits=self.frame_logits(flat[audio_at], audio_targets),
             audio_targets=audio_targets,
-            aux=aux,
         )
+        if self.aux_decoder is not None:
+            self._distill(hidden.understanding.reshape(flat.shape), batch, out)
+        return out
+
+    def _distill(self, understanding: Tensor, batch: Batch, out: TrainOutput) -> None:
+        """Auxiliary predictions at the batch's distillation positions, or at step 0 with nothing valid when
+        it has none; a target the batch does not carry is all invalid."""
+        positions = batch.distill_positions
+        n = len(positions)
+        if n == 0:
+            positions = positions.new_zeros(1)
+        out.aux = self.aux_decoder(understanding[positions])
+        for t in self.aux_decoder.config.targets:
+            target = batch.distill_targets.get(t.name) if n else None
+            if target is None:
+                out.aux_targets[t.name] = understanding.new_zeros(len(positions), t.frames_per_token, t.dim)
+                out.aux_valid[t.name] = torch.zeros(len(positions), t.frames_per_token, dtype=torch.bool,
+                                                    device=understanding.device)
+            else:
+                out.aux_targets[t.name] = target
+                out.aux_valid[t.name] = batch.distill_valid[t.name]
+
+
+def _at_least_one(selected: Tensor) -> Tensor:
+    """``selected`` (N,) bool with element 0 also set when nothing is (no host synchronisation)."""
+    selected = selected.clone()
+    selected[0] |= ~selected.any()
+    return selected
 
 
 def group_of(param_name: str) -> str:

@@ -128,23 +128,35 @@ class TokenSequence:
 
 @dataclass
 class Batch:
-    """Right-padded sequences: tokens, stream_mask, loss_mask, labels (B, T, S); distillation positions
-    index the flattened (B*T) steps."""
+    """Rows of ``T`` steps, each holding one sequence (:func:`collate`) or several packed back to back
+    (:func:`collate_packed`), right-padded: tokens, stream_mask, loss_mask, labels (B, T, S);
+    ``position_ids`` (B, T) the RoPE positions, restarting at 0 for every sample; ``document_ids`` (B, T) the
+    sample's index within its row (0, 1, …), -1 on padding (attention is block-causal over them, see
+    :mod:`uniaudio.model.attention`). Distillation positions index the flattened (B*T) steps."""
 
     tokens: Tensor
     stream_mask: Tensor
     loss_mask: Tensor
     labels: Tensor
+    position_ids: Tensor
+    document_ids: Tensor
     distill_positions: Tensor
     distill_targets: dict[str, Tensor]
     distill_valid: dict[str, Tensor]
 
+    @property
+    def n_samples(self) -> int:
+        """Number of sequences in the batch (over all rows)."""
+        return int((self.document_ids.max(dim=1).values + 1).sum())
+
     def to(self, device: torch.device | str) -> Batch:
         return Batch(
-            self.tokens.to(device), self.stream_mask.to(device), self.loss_mask.to(device),
-            self.labels.to(device), self.distill_positions.to(device),
-            {k: v.to(device) for k, v in self.distill_targets.items()},
-            {k: v.to(device) for k, v in self.distill_valid.items()},
+            tokens=self.tokens.to(device), stream_mask=self.stream_mask.to(device),
+            loss_mask=self.loss_mask.to(device), labels=self.labels.to(device),
+            position_ids=self.position_ids.to(device), document_ids=self.document_ids.to(device),
+            distill_positions=self.distill_positions.to(device),
+            distill_targets={k: v.to(device) for k, v in self.distill_targets.items()},
+            distill_valid={k: v.to(device) for k, v in self.distill_valid.items()},
         )
 
 
@@ -201,7 +213,7 @@ def parse_sequence(seq: TokenSequence, layout: TokenLayout) -> list[Segment]:
 
 
 def collate(sequences: Iterable[TokenSequence], pad_to: int | None = None) -> Batch:
-    """Right-pad sequences to a common length (``pad_to`` or the longest) and stack them."""
+    """One sequence per row, right-padded to a common length (``pad_to`` or the longest)."""
     seqs = list(sequences)
     if not seqs:
         raise ValueError("collate: no sequences")
@@ -210,28 +222,65 @@ def collate(sequences: Iterable[TokenSequence], pad_to: int | None = None) -> Ba
         if pad_to < length:
             raise ValueError(f"collate: pad_to={pad_to} is shorter than the longest sequence ({length})")
         length = pad_to
-    n_streams = seqs[0].tokens.shape[1]
+    return collate_packed([[s] for s in seqs], length)
 
-    def stack(name: str, fill: int | bool) -> Tensor:
-        out = torch.full((len(seqs), length, n_streams), fill, dtype=getattr(seqs[0], name).dtype)
-        for b, s in enumerate(seqs):
-            out[b, : len(s)] = getattr(s, name)
-        return out
 
-    labels = torch.full((len(seqs), length, n_streams), IGNORE, dtype=torch.long)
-    for b, s in enumerate(seqs):
-        labels[b, : len(s)] = s.labels()
-    positions = torch.cat([s.distill_positions + b * length for b, s in enumerate(seqs)])
+def collate_packed(rows: Sequence[Sequence[TokenSequence]], length: int, n_streams: int | None = None) -> Batch:
+    """Pack each row's sequences back to back into ``length`` steps and stack the rows (see :class:`Batch`).
+
+    Each sample keeps its own labels (its last step predicts nothing, so no target crosses a sample
+    boundary), its positions restart at 0 and its document id is its index in the row; the rest of the row
+    is padding (tokens 0, masks False, labels -100, document id -1). A row may be empty (all padding, e.g.
+    to give every rank the same number of rows); ``n_streams`` is then needed if no row holds a sequence.
+    A row longer than ``length`` raises ``ValueError`` naming it.
+    """
+    if not rows or length < 1:
+        raise ValueError(f"collate_packed: need at least one row and length >= 1 (got {len(rows)} rows, "
+                         f"length {length})")
+    seqs = [s for row in rows for s in row]
+    if n_streams is None:
+        if not seqs:
+            raise ValueError("collate_packed: every row is empty; pass n_streams")
+        n_streams = seqs[0].tokens.shape[1]
+    if any(s.tokens.shape[1] != n_streams for s in seqs):
+        raise ValueError(f"collate_packed: sequences differ in their number of streams (expected {n_streams})")
+    b = len(rows)
+    tokens = torch.zeros(b, length, n_streams, dtype=torch.long)
+    stream_mask = torch.zeros(b, length, n_streams, dtype=torch.bool)
+    loss_mask = torch.zeros(b, length, n_streams, dtype=torch.bool)
+    labels = torch.full((b, length, n_streams), IGNORE, dtype=torch.long)
+    position_ids = torch.zeros(b, length, dtype=torch.long)
+    document_ids = torch.full((b, length), -1, dtype=torch.long)
+    positions: list[Tensor] = []
+    for r, row in enumerate(rows):
+        used = sum(len(s) for s in row)
+        if used > length:
+            raise ValueError(f"collate_packed: row {r} holds {used} steps ({[len(s) for s in row]}), more than "
+                             f"its length {length}")
+        start = 0
+        for doc, s in enumerate(row):
+            end = start + len(s)
+            tokens[r, start:end] = s.tokens
+            stream_mask[r, start:end] = s.stream_mask
+            loss_mask[r, start:end] = s.loss_mask
+            labels[r, start:end] = s.labels()
+            position_ids[r, start:end] = torch.arange(len(s))
+            document_ids[r, start:end] = doc
+            positions.append(s.distill_positions + r * length + start)
+            start = end
+        position_ids[r, start:] = torch.arange(length - start)
     names = sorted({k for s in seqs for k in s.distill_targets})
     targets, valid = {}, {}
     for name in names:
-        missing = [b for b, s in enumerate(seqs) if len(s.distill_positions) and name not in s.distill_targets]
+        missing = [i for i, s in enumerate(seqs) if len(s.distill_positions) and name not in s.distill_targets]
         if missing:
-            raise ValueError(f"collate: sequences {missing} lack distillation target {name!r}")
+            raise ValueError(f"collate_packed: sequences {missing} lack distillation target {name!r}")
         targets[name] = torch.cat([s.distill_targets[name] for s in seqs if name in s.distill_targets])
         valid[name] = torch.cat([s.distill_valid[name] for s in seqs if name in s.distill_valid])
-    return Batch(stack("tokens", 0), stack("stream_mask", False), stack("loss_mask", False), labels,
-                 positions, targets, valid)
+    return Batch(tokens=tokens, stream_mask=stream_mask, loss_mask=loss_mask, labels=labels,
+                 position_ids=position_ids, document_ids=document_ids,
+                 distill_positions=torch.cat(positions) if positions else torch.zeros(0, dtype=torch.long),
+                 distill_targets=targets, distill_valid=valid)
 
 
 def text_step(token: int, n_streams: int) -> tuple[Tensor, Tensor]:
