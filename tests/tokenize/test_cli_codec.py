@@ -52,6 +52,16 @@ def test_encode_then_decode_a_store(tiny_set, tmp_path):
     assert not (wavs / "src__a.wav").exists()
     result = runner.invoke(app, ["codec", "decode", str(store), str(wavs), "--keys", "src/zzz", "--device", "cpu"])
     assert result.exit_code != 0 and "src/zzz" in result.output
+    result = runner.invoke(app, ["codec", "decode", str(store), str(wavs), "--keys", "src/a", "--device", "cpu",
+                                 "--window-seconds", "20.1"])
+    assert result.exit_code == 2 and "whole number" in result.output
+
+
+def test_convert_names_the_missing_released_files(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "sqcodec.pth").write_bytes(b"")
+    result = runner.invoke(app, ["codec", "convert", str(tmp_path / "src"), str(tmp_path / "out")])
+    assert result.exit_code == 2 and "ReasoningCodec.checkpoint" in result.output and "music_ssl.pt" in result.output
 
 
 def test_official_without_files_is_a_usage_error(tmp_path):

@@ -1,4 +1,5 @@
-"""`uniaudio codec` commands: make the tiny checkpoint set, encode audio files, decode a token store."""
+"""`uniaudio codec` commands: make the tiny checkpoint set, encode audio files, decode a token store,
+convert the released checkpoint files."""
 
 from __future__ import annotations
 
@@ -112,6 +113,8 @@ def decode(
                                             "25 sound).")] = 10,
     cfg: Annotated[float, typer.Option(help="Classifier-free guidance scale (released: 1.5).")] = 1.5,
     seed: Annotated[int, typer.Option(help="Seed of the flow decoder's noise.")] = 0,
+    window_seconds: Annotated[float, typer.Option(help="Decode window in seconds (released: 20; hop 3/4 "
+                                                       "of it).")] = 20.0,
 ) -> None:
     """Decode reconstruction tokens of a token store to 24 kHz wav files (<key with / → __>.wav)."""
     import soundfile as sf
@@ -128,7 +131,10 @@ def decode(
         if made_by and made_by.split("/")[0] != tok.config.name:
             raise typer.BadParameter(f"{sample.key}: tokens were made by codec config {made_by!r}, "
                                      f"decoding with {tok.config.name!r}")
-        wave = tok.decode(sample.recon, steps=steps, cfg=cfg, seed=seed)
+        try:
+            wave = tok.decode(sample.recon, steps=steps, cfg=cfg, seed=seed, window_seconds=window_seconds)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{sample.key}: {exc}") from exc
         target = out_dir / (sample.key.replace("/", "__") + ".wav")
         sf.write(target, wave, 24_000, subtype="FLOAT")
         written.add(sample.key)
@@ -136,3 +142,21 @@ def decode(
     missing = sorted(set(wanted or []) - written)
     if missing:
         raise typer.BadParameter(f"keys not found in {store_uri}: {', '.join(missing)}")
+
+
+@app.command("convert")
+def convert(
+    src_dir: Annotated[Path, typer.Argument(help="Released checkpoint set (uniaudio2_ckpt/ layout).")],
+    out_dir: Annotated[Path, typer.Argument(help="Where to write the converted set.")],
+) -> None:
+    """Convert the released pickled files to safetensors + JSON without unpickling anything but an
+    explicit allow-list (argparse.Namespace, numpy scalars); the output is a complete checkpoint set."""
+    from uniaudio.tokenize.reasoning_codec.convert import convert_checkpoint_set
+
+    try:
+        done = convert_checkpoint_set(src_dir, out_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    for item in done:
+        detail = f" ({item.tensors} tensors)" if item.tensors else ""
+        typer.echo(f"{item.source} → {', '.join(item.written)}{detail}")

@@ -124,7 +124,7 @@ def test_pickled_objects_are_refused(tmp_path):
     with pytest.raises(ValueError, match="weights_only=True"):
         read_codec_checkpoint(path)
     torch.save({"state": {}}, tmp_path / "other.checkpoint")
-    with pytest.raises(ValueError, match="'model' state dict"):
+    with pytest.raises(ValueError, match="state dict under 'model'"):
         read_codec_checkpoint(tmp_path / "other.checkpoint")
 
 
@@ -134,7 +134,7 @@ def released_decode_layout() -> dict[str, list[int]]:
     layout = {"cond_feature_emb.weight": [768, 768], "cond_feature_emb.bias": [768], "zero_cond_embedding1": [768],
               f"{est}.proj_in.ffn_1.weight": [1536, 1040, 3], f"{est}.proj_in.ffn_1.bias": [1536],
               f"{est}.proj_in.ffn_2.weight": [1536, 1536], f"{est}.proj_in.ffn_2.bias": [1536],
-              f"{est}.scale_shift_table": [2, 1536],
+              f"{est}.scale_shift_table": [2, 1536], f"{est}.pos_embed.pe": [1, 3000, 1536],
               f"{est}.adaln_single.emb.timestep_embedder.linear_1.weight": [1536, 512],
               f"{est}.adaln_single.emb.timestep_embedder.linear_1.bias": [1536],
               f"{est}.adaln_single.emb.timestep_embedder.linear_2.weight": [1536, 1536],

@@ -20,7 +20,7 @@ def test_decode_returns_audio_of_the_token_length(tiny_tokenizer):
 
 def test_long_token_sequences_decode_in_windows_to_the_exact_length(tiny_tokenizer):
     rng = np.random.default_rng(0)
-    recon = rng.integers(0, 128, size=(8, 700), dtype=np.uint16)  # 56 s: three DiT windows
+    recon = rng.integers(0, 128, size=(8, 700), dtype=np.uint16)  # 56 s: four 20 s windows (hop 186 frames)
     wave = tiny_tokenizer.decode(recon, steps=1, cfg=1.0)
     assert wave.shape == (700 * 1920,)
 

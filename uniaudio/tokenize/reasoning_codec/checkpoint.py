@@ -3,6 +3,8 @@
 A checkpoint set is a directory laid out like the released ``uniaudio2_ckpt/``::
 
     ReasoningCodec.checkpoint   torch.save({'model': state_dict}) of the codec (released key names)
+                                (each torch file may be replaced by its converted ``.safetensors``, which
+                                is then preferred: see ``uniaudio codec convert``)
     whisper-medium/             transformers WhisperModel directory (config.json + weights)
     wavlm/                      transformers WavLM directory
     music_ssl.pt                {'model': MusicFM state dict}
@@ -14,8 +16,9 @@ A checkpoint set is a directory laid out like the released ``uniaudio2_ckpt/``::
 Released key → module mapping: ``audio_thinking.*`` → ``reasoning.*``; the reconstruction names
 (``d_conv_*``, ``cond_fusion_layer_*``, ``time_film_*``, ``reason_adaptor``, ``vq_*``) →
 ``reconstruction.*``; ``cond_feature_emb``, ``zero_cond_embedding1``, ``cfm_wrapper.*`` → ``decoder.*``.
-Entries for the frozen encoders and the training-only decoders are known and skipped (the encoders are
-loaded from their own files). A leading ``module.`` is stripped.
+Entries for the frozen encoders (``whisper_encoder.*``, ``wavlm_encoder.*``, ``pretrained_model.*``) are
+applied to the encoders by :mod:`.encoder_copies`; the training-only decoders are known and skipped. A
+leading ``module.`` is stripped.
 
 Loading is strict for the parts the model builds: every missing, unexpected or mis-shaped key is
 listed in one :class:`CheckpointMismatchError`.
@@ -33,6 +36,7 @@ import torch
 
 from uniaudio.tokenize.reasoning_codec.codec import ReasoningCodec
 from uniaudio.tokenize.reasoning_codec.config import CodecConfig
+from uniaudio.tokenize.reasoning_codec.weights_file import SAFETENSORS, read_state_dict
 
 CODEC_FILE = "ReasoningCodec.checkpoint"
 RECON_NAMES = frozenset({
@@ -108,18 +112,15 @@ def load_released_state_dict(model: ReasoningCodec, state: dict[str, torch.Tenso
 
 
 def read_codec_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """``torch.load(path, weights_only=True)['model']``: the released codec checkpoint, never unpickled."""
-    if not path.is_file():
-        raise FileNotFoundError(f"codec checkpoint {path} does not exist")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not loadable with weights_only=True ({exc}); this project never "
-                         "unpickles: re-save only the state dict, torch.save({'model': state_dict}, path)") from exc
-    if not isinstance(blob, dict) or not isinstance(blob.get("model"), dict):
-        raise ValueError(f"{path}: expected a dict with a 'model' state dict, got keys "
-                         f"{sorted(blob)[:10] if isinstance(blob, dict) else type(blob).__name__}")
-    return blob["model"]
+    """The released codec checkpoint's state dict (``['model']`` of a torch file read with
+    ``weights_only=True``, or a converted ``.safetensors``), never unpickled."""
+    return read_state_dict(path, "model", "codec checkpoint")
+
+
+def _preferred(released: Path) -> Path:
+    """``X.safetensors`` (written by ``uniaudio codec convert``) when present beside ``released``."""
+    converted = released.with_suffix(SAFETENSORS)
+    return converted if converted.is_file() else released
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,9 @@ class CheckpointSet:
     def from_dir(cls, root: str | Path, **overrides: str | Path | None) -> CheckpointSet:
         root = Path(root)
         paths = cls(
-            codec=root / CODEC_FILE, whisper=root / "whisper-medium", wavlm=root / "wavlm",
-            music_ssl=root / "music_ssl.pt", flow_config=root / "model_config.json",
-            sq_config=root / "sqcodec_config.yaml", sq_weights=root / "sqcodec.pth",
+            codec=_preferred(root / CODEC_FILE), whisper=root / "whisper-medium", wavlm=root / "wavlm",
+            music_ssl=_preferred(root / "music_ssl.pt"), flow_config=root / "model_config.json",
+            sq_config=root / "sqcodec_config.yaml", sq_weights=_preferred(root / "sqcodec.pth"),
         )
         return replace(paths, **{k: Path(v) for k, v in overrides.items() if v is not None})
 

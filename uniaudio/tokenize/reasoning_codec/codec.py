@@ -39,9 +39,11 @@ class ReasoningCodec(nn.Module):
         recon_codes = self.reconstruction(feats, reason_features.to(feats["whisper"].dtype))
         return reason_codes, recon_codes
 
-    def decode_latents(self, recon_codes: torch.Tensor, steps: int, cfg: float, seed: int) -> torch.Tensor:
-        """Reconstruction codes (B, T12, 8) → SQ-Codec latents (B, 2·T12, latent_dim)."""
+    def sample_window(self, recon_codes: torch.Tensor, prefix: torch.Tensor | None, steps: int, cfg: float,
+                      generator: torch.Generator) -> torch.Tensor:
+        """Reconstruction codes of one window (B, W, 8) → SQ-Codec latents (B, 2·W, latent_dim);
+        ``prefix`` (B, n, latent_dim) is the in-context start (see :mod:`.decode_windows`)."""
         if self.decoder is None:
             raise RuntimeError("this codec was built without a decoder (flow_config=None)")
         features = self.reconstruction.quantized(recon_codes)
-        return self.decoder(features, steps=steps, cfg=cfg, seed=seed)
+        return self.decoder.sample(features, prefix, steps=steps, cfg=cfg, generator=generator)

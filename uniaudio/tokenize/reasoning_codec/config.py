@@ -45,8 +45,8 @@ class MusicEncoderConfig:
     num_heads: int = 16
     ffn_dim: int = 4096
     conv_kernel: int = 31
-    mel_mean: float = 6.768
-    mel_std: float = 18.418
+    mel_mean: float = 6.768444971712967  # released melspec_2048 statistics, unrounded
+    mel_std: float = 18.417922652295623
     acoustic_layer: int = 4
     semantic_layer: int = 11
 
@@ -54,8 +54,9 @@ class MusicEncoderConfig:
         _positive("music", dim=self.dim, conv_dim=self.conv_dim, num_layers=self.num_layers)
         if self.n_mels % 4:
             raise ValueError(f"music.n_mels must be a multiple of 4, got {self.n_mels}")
-        if self.dim % self.num_heads:
-            raise ValueError(f"music.dim {self.dim} is not a multiple of num_heads {self.num_heads}")
+        if self.dim % self.num_heads or self.dim % 16:
+            raise ValueError(f"music.dim {self.dim} must be a multiple of num_heads {self.num_heads} and of "
+                             "16 (the conformer's positional-convolution groups)")
         if self.hop_length * 4 * 25 != SAMPLE_RATE:
             raise ValueError(f"music.hop_length must be 240 (100 Hz mel → 25 Hz), got {self.hop_length}")
         for name in ("acoustic_layer", "semantic_layer"):

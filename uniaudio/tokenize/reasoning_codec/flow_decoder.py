@@ -1,17 +1,23 @@
-"""Decode path, part 1: reconstruction features → SQ-Codec latents with a flow-matching DiT.
+"""Decode path, part 1: reconstruction features of one window → SQ-Codec latents with a flow-matching DiT.
 
-The estimator follows the released ``cfm_wrapper.estimator`` layout (configured by ``model_config.json``,
-diffusers-style ``Transformer1DModel``, adaLN-single): ``proj_in`` (Conv1d k3 + Linear) on
-``[x_t, in-context latents, mu]``, sinusoidal positions, ``num_layers`` blocks of
-(adaLN-modulated no-affine LayerNorm → self-attention → gate; LayerNorm → GELU-tanh FF → gate), final
-adaLN ``scale_shift_table`` and ``proj_out`` (Conv1d k3 + Linear). Time embedding: a 512-d sinusoid of
-``t·1000`` → ``adaln_single``.
+The estimator follows the released ``cfm_wrapper.estimator`` (``models/transformer_1d_flow.py``,
+``Transformer1DModel`` configured by ``model_config.json``, adaLN-single):
 
-Sampling (:class:`FlowDecoder`): ``mu = cond_feature_emb(features)`` repeated ×2 to 25 Hz; fixed-step
-Euler from seeded Gaussian noise (t: 0 → 1) with classifier-free guidance against ``mu = 0``.
-Long inputs are cut into 30 s windows with a hop of 280 token frames (= 560 latent frames = 537600
-samples exactly, so tokens and audio stay aligned); the previous window's latents on the first 48
-overlapping frames are the in-context prefix, and the overlap is cross-faded linearly.
+* ``proj_in`` / ``proj_out`` (``ProjectLayer``): ``ffn_2(ffn_1(x) · 3^-0.5)`` with ``ffn_1`` a Conv1d of
+  kernel 3 and ``ffn_2`` a Linear, **no activation** between them;
+* ``pos_embed.pe``: diffusers' ``SinusoidalPositionalEmbedding`` table, a persistent buffer
+  ``[1, 3000, inner]`` with sin on even and cos on odd dimensions (frequency ``10000^(-2i/inner)``),
+  added after ``proj_in``;
+* ``num_layers`` blocks of (adaLN-modulated no-affine LayerNorm → self-attention → gate; LayerNorm →
+  GELU-tanh FF → gate), final no-affine LayerNorm (eps 1e-6) modulated by ``scale_shift_table``;
+* time: a 512-d ``[cos | sin]`` sinusoid of ``t·1000`` → ``adaln_single``.
+
+Sampling one window (:meth:`FlowDecoder.sample`, the released ``inference_codes`` + ``solve_euler``):
+``mu = cond_feature_emb(features)`` repeated ×2 to 25 Hz; fixed-step Euler from Gaussian noise (t: 0 → 1)
+with classifier-free guidance against ``mu = 0``; the estimator's input is ``[x_t, in-context latents,
+mu]``. The first ``n`` frames are the in-context prefix: before every step they are set to the
+flow path ``(1 − (1 − σ_min)·t)·noise + t·prefix`` (σ_min = 1e-4) and after the last step to the prefix.
+How windows are cut and joined is :mod:`.decode_windows`.
 """
 
 from __future__ import annotations
@@ -26,10 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 TIME_DIM = 512
-MAX_POSITIONS = 3000
-WINDOW_LATENTS = 750  # 30 s at 25 Hz
-HOP_LATENTS = 560  # 280 reconstruction frames
-PREFIX_LATENTS = 48
+MAX_POSITIONS = 3000  # num_positional_embeddings of the released Transformer1DModel
+OUT_NORM_EPS = 1e-6  # norm_out's eps is fixed in the released code (not model_config.json's norm_eps)
+SIGMA_MIN = 1e-4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,23 +86,48 @@ class FlowDecoderConfig:
 
 
 def sinusoid(values: torch.Tensor, dim: int) -> torch.Tensor:
-    """(N,) → (N, dim) embedding [cos | sin] with geometric frequencies (diffusers' flip_sin_to_cos)."""
+    """(N,) → (N, dim) time embedding ``[cos | sin]`` with frequencies ``10000^(-i/(dim/2))``."""
     half = dim // 2
     freqs = torch.exp(-math.log(10_000) * torch.arange(half, device=values.device) / half)
     args = values.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-class ConvProjection(nn.Module):
-    """``ffn_1`` Conv1d(k3) → SiLU → ``ffn_2`` Linear, on (B, T, C)."""
+def position_table(length: int, dim: int) -> torch.Tensor:
+    """(1, length, dim): sin on even, cos on odd dimensions, frequency ``10000^(-2i/dim)`` for pair i."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    freqs = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10_000.0) / dim))
+    table = torch.zeros(1, length, dim)
+    table[0, :, 0::2] = torch.sin(position * freqs)
+    table[0, :, 1::2] = torch.cos(position * freqs)
+    return table
+
+
+class SinusoidalPositions(nn.Module):
+    """``pos_embed``: adds the persistent table ``pe`` (part of the released checkpoint)."""
+
+    def __init__(self, dim: int, length: int = MAX_POSITIONS) -> None:
+        super().__init__()
+        self.register_buffer("pe", position_table(length, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > self.pe.shape[1]:
+            raise ValueError(f"DiT input of {x.shape[1]} frames exceeds {self.pe.shape[1]} positions")
+        return x + self.pe[:, : x.shape[1]].to(x.dtype)
+
+
+class ProjectLayer(nn.Module):
+    """``ffn_1`` Conv1d(kernel 3) → scale by ``3^-0.5`` → ``ffn_2`` Linear, on (B, T, C); no activation."""
+
+    KERNEL = 3
 
     def __init__(self, dim_in: int, dim_out: int) -> None:
         super().__init__()
-        self.ffn_1 = nn.Conv1d(dim_in, dim_out, 3, padding=1)
+        self.ffn_1 = nn.Conv1d(dim_in, dim_out, self.KERNEL, padding=self.KERNEL // 2)
         self.ffn_2 = nn.Linear(dim_out, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ffn_2(F.silu(self.ffn_1(x.transpose(1, 2)).transpose(1, 2)))
+        return self.ffn_2(self.ffn_1(x.transpose(1, 2)).transpose(1, 2) * self.KERNEL ** -0.5)
 
 
 class SelfAttention(nn.Module):
@@ -187,20 +217,17 @@ class DiTEstimator(nn.Module):
     def __init__(self, config: FlowDecoderConfig) -> None:
         super().__init__()
         dim = config.inner_dim
-        self.proj_in = ConvProjection(config.in_channels, dim)
-        self.register_buffer("positions", sinusoid(torch.arange(MAX_POSITIONS), dim), persistent=False)
+        self.proj_in = ProjectLayer(config.in_channels, dim)
+        self.pos_embed = SinusoidalPositions(dim)
         self.transformer_blocks = nn.ModuleList(
             DiTBlock(dim, config.num_attention_heads, config.norm_eps) for _ in range(config.num_layers))
-        self.norm_out = nn.LayerNorm(dim, eps=config.norm_eps, elementwise_affine=False)
+        self.norm_out = nn.LayerNorm(dim, eps=OUT_NORM_EPS, elementwise_affine=False)
         self.scale_shift_table = nn.Parameter(torch.randn(2, dim) / dim**0.5)
         self.adaln_single = AdaLayerNormSingle(dim)
-        self.proj_out = ConvProjection(dim, config.out_channels)
+        self.proj_out = ProjectLayer(dim, config.out_channels)
 
     def forward(self, x_t: torch.Tensor, context: torch.Tensor, mu: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        h = self.proj_in(torch.cat([x_t, context, mu], dim=-1))
-        if h.shape[1] > MAX_POSITIONS:
-            raise ValueError(f"DiT input of {h.shape[1]} frames exceeds {MAX_POSITIONS} positions")
-        h = h + self.positions[: h.shape[1]].to(h.dtype)
+        h = self.pos_embed(self.proj_in(torch.cat([x_t, context, mu], dim=-1)))
         t6, embedded = self.adaln_single(t)
         for block in self.transformer_blocks:
             h = block(h, t6)
@@ -215,7 +242,7 @@ class _CFMWrapper(nn.Module):
 
 
 class FlowDecoder(nn.Module):
-    """Reconstruction features (B, T12, dim) → SQ-Codec latents (B, 2·T12, latent_dim)."""
+    """Reconstruction features of one window (B, W, dim) → SQ-Codec latents (B, 2·W, latent_dim)."""
 
     def __init__(self, config: FlowDecoderConfig, feature_dim: int) -> None:
         super().__init__()
@@ -228,41 +255,30 @@ class FlowDecoder(nn.Module):
         self.zero_cond_embedding1 = nn.Parameter(torch.zeros(feature_dim))  # released; unused at inference
         self.cfm_wrapper = _CFMWrapper(config)
 
-    def _window(self, mu: torch.Tensor, context: torch.Tensor, steps: int, cfg: float,
-                generator: torch.Generator) -> torch.Tensor:
-        est = self.cfm_wrapper.estimator
-        x = torch.randn(mu.shape[0], mu.shape[1], self.config.out_channels, generator=generator,
-                        device="cpu").to(mu.device)  # the ODE state stays fp32 under bf16 autocast
-        for i in range(steps):
-            t = torch.full((mu.shape[0],), i / steps, device=mu.device)
-            v = est(x, context, mu, t)
-            if cfg != 1.0:
-                v_uncond = est(x, context, torch.zeros_like(mu), t)
-                v = v_uncond + cfg * (v - v_uncond)
-            x = x + v / steps
-        return x
-
     @torch.inference_mode()
-    def forward(self, features: torch.Tensor, steps: int = 10, cfg: float = 1.5, seed: int = 0) -> torch.Tensor:
+    def sample(self, features: torch.Tensor, prefix: torch.Tensor | None, steps: int, cfg: float,
+               generator: torch.Generator) -> torch.Tensor:
+        """Euler flow matching for one window; ``prefix`` (B, n, latent_dim) fixes the first n frames."""
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
-        mu_all = self.cond_feature_emb(features).repeat_interleave(2, dim=1)
-        total = mu_all.shape[1]
-        generator = torch.Generator().manual_seed(seed)
-        out = torch.zeros(mu_all.shape[0], total, self.config.out_channels, device=mu_all.device)
-        start, prev_end = 0, 0
-        while True:
-            end = min(start + WINDOW_LATENTS, total)
-            context = torch.zeros_like(out[:, start:end])
-            overlap = prev_end - start
-            if overlap > 0:
-                n = min(PREFIX_LATENTS, overlap)
-                context[:, :n] = out[:, start:start + n]
-            latents = self._window(mu_all[:, start:end], context, steps, cfg, generator)
-            if overlap > 0:
-                fade = torch.linspace(0, 1, overlap + 2, device=out.device, dtype=out.dtype)[1:-1, None]
-                latents[:, :overlap] = (1 - fade) * out[:, start:prev_end] + fade * latents[:, :overlap]
-            out[:, start:end] = latents
-            if end == total:
-                return out
-            prev_end, start = end, start + HOP_LATENTS
+        est = self.cfm_wrapper.estimator
+        mu = self.cond_feature_emb(features).repeat_interleave(2, dim=1)
+        b, t_len = mu.shape[:2]
+        noise = torch.randn(b, t_len, self.config.out_channels, generator=generator,
+                            device="cpu").to(mu.device)  # the ODE state stays fp32 under bf16 autocast
+        context = torch.zeros_like(noise)
+        n = 0 if prefix is None else prefix.shape[1]
+        if n:
+            context[:, :n] = prefix.float()
+        x = noise.clone()
+        for i in range(steps):
+            t = i / steps
+            x[:, :n] = (1 - (1 - SIGMA_MIN) * t) * noise[:, :n] + t * context[:, :n]
+            t_vec = torch.full((b,), t, device=mu.device)
+            v = est(x, context, mu, t_vec)
+            if cfg != 1.0:
+                v_uncond = est(x, context, torch.zeros_like(mu), t_vec)
+                v = v_uncond + cfg * (v - v_uncond)
+            x = x + v.float() / steps
+        x[:, :n] = context[:, :n]
+        return x

@@ -25,6 +25,7 @@ from transformers import AutoModel, WhisperFeatureExtractor, WhisperModel
 
 from uniaudio.tokenize.reasoning_codec.config import WINDOW_CONTEXT, CodecConfig
 from uniaudio.tokenize.reasoning_codec.music_encoder import MusicFM25Hz
+from uniaudio.tokenize.reasoning_codec.weights_file import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ WHISPER_SR = 16_000
 WHISPER_SAMPLES = 30 * WHISPER_SR
 WHISPER_N_FFT = 400
 WHISPER_HOP = 160
+LEGACY_WEIGHT_NORM = {".weight_g": ".parametrizations.weight.original0",
+                      ".weight_v": ".parametrizations.weight.original1"}
 MUSIC_KEY = re.compile(r"(?:^|\.)((?:conv|conformer)\..*)$")  # leftmost conv./conformer. segment
 
 
@@ -147,32 +150,30 @@ def load_wavlm(path: Path) -> nn.Module:
     return _checked_from_pretrained(AutoModel, path, "WavLM")
 
 
+def current_weight_norm_name(key: str) -> str:
+    """Old ``torch.nn.utils.weight_norm`` names (``weight_g``/``weight_v``, as in checkpoints saved with
+    transformers 4.19) → the parametrisation names the current modules use."""
+    for old, new in LEGACY_WEIGHT_NORM.items():
+        if key.endswith(old):
+            return key[: -len(old)] + new
+    return key
+
+
 def music_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The MusicFM encoder weights from ``music_ssl.pt`` (``{'model': state_dict}``, no unpickling).
+    """The MusicFM encoder weights from ``music_ssl.pt`` (``{'model': state_dict}`` read with
+    ``weights_only=True``) or its converted ``.safetensors`` (``uniaudio codec convert``).
 
     Keys are accepted with any leading prefix before ``conv.``/``conformer.`` (fairseq checkpoints
     nest the model, e.g. ``model.conv.…``); other entries (pre-training heads) are reported and skipped.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"music SSL weights file {path} does not exist")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(
-            f"{path}: cannot load music SSL weights with weights_only=True ({exc}). Training checkpoints "
-            "(fairseq) may hold pickled objects besides the weights; extract the weights once where the "
-            "file is trusted: torch.save({'model': torch.load(src, weights_only=False)['model']}, dst)"
-        ) from exc
-    state = blob.get("model", blob) if isinstance(blob, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a dict with a 'model' state dict")
+    state = read_state_dict(path, "model", "music SSL weights")
     out, skipped = {}, []
     for key, value in state.items():
         match = MUSIC_KEY.search(key)
         if match is None:
             skipped.append(key)
         else:
-            out[match.group(1)] = value
+            out[current_weight_norm_name(match.group(1))] = value
     if skipped:
         log.info("%s: skipped %d non-encoder entries (e.g. %s)", path, len(skipped), skipped[:3])
     return out

@@ -5,10 +5,13 @@ Released path: ``mert_fairseq/models/musicfm/musicfm_model.py`` wrapping ``Music
 * input 24 kHz mono, truncated to a multiple of 960 samples (one 25 Hz frame);
 * mel front end (torchaudio's MelSpectrogram + AmplitudeToDB defaults: Hann window, centred
   reflect-padded STFT, HTK mel scale): n_fft 2048, hop 240, 128 mels, power → dB, normalised with the released
-  statistics (mean 6.768, std 18.418); the last STFT frame is dropped, giving exactly ``n/240`` frames;
+  statistics (``melspec_2048`` mean 6.768444971712967, std 18.417922652295623, as released); the last
+  STFT frame is dropped, giving exactly ``n/240`` frames;
 * ``conv``: two residual 3×3 Conv2d blocks, each halving frequency and time (100 Hz → 25 Hz), then
   ``linear`` maps ``conv_dim·n_mels/4`` → ``dim``;
-* ``conformer``: transformers' ``Wav2Vec2ConformerEncoder`` (rotary positions);
+* ``conformer``: transformers' ``Wav2Vec2ConformerEncoder`` configured as the released ``w2v2_config.json``
+  (:data:`RELEASED_CONFORMER`: swish FFN/convolution activation, rotary base 10000, kernel 31, LayerNorm
+  eps 1e-5), eval mode;
 * outputs ``hidden_states[acoustic_layer]`` (4) and ``hidden_states[semantic_layer]`` (11), fp32; layers
   past the deepest one needed are not run.
 """
@@ -102,18 +105,36 @@ class MusicFM25Hz(nn.Module):
         return hidden
 
 
+# The settings of the released MusicFM conformer (``musicfm/model/w2v2_config.json``, a
+# wav2vec2-conformer-rope-large config) that shape the encoder's forward pass; MusicFM25Hz overrides only
+# ``hidden_size`` and ``num_hidden_layers``. Dropouts are the released ones: inference runs in eval mode,
+# where they are inactive. ``pos_conv_embed`` (built from ``num_conv_pos_embeddings``/``..._groups`` and
+# ``feat_extract_activation``) is part of the checkpoint but unused by the conformer's forward.
+RELEASED_CONFORMER = {
+    "hidden_act": "swish",
+    "layer_norm_eps": 1e-5,
+    "conv_depthwise_kernel_size": 31,
+    "position_embeddings_type": "rotary",
+    "rotary_embedding_base": 10000,
+    "max_source_positions": 5000,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+    "num_conv_pos_embeddings": 128,
+    "num_conv_pos_embedding_groups": 16,
+    "feat_extract_activation": "gelu",
+    "do_stable_layer_norm": True,
+    "hidden_dropout": 0.1,
+    "attention_dropout": 0.1,
+    "activation_dropout": 0.1,
+    "conformer_conv_dropout": 0.1,
+    "layerdrop": 0.0,
+}
+
+
 def conformer_config(config: MusicEncoderConfig) -> Wav2Vec2ConformerConfig:
-    """The transformers config of MusicFM's conformer (12 × 1024, 16 heads, FFN 4096, rotary)."""
-    return Wav2Vec2ConformerConfig(
-        hidden_size=config.dim,
-        num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads,
-        intermediate_size=config.ffn_dim,
-        conv_depthwise_kernel_size=config.conv_kernel,
-        position_embeddings_type="rotary",
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        layerdrop=0.0,
-        attn_implementation="sdpa",
-    )
+    """The transformers config of MusicFM's conformer: :data:`RELEASED_CONFORMER` with the widths of
+    ``config`` (official: 12 × 1024, 16 heads, FFN 4096, depthwise kernel 31)."""
+    settings = dict(RELEASED_CONFORMER, hidden_size=config.dim, num_hidden_layers=config.num_layers,
+                    num_attention_heads=config.num_heads, intermediate_size=config.ffn_dim,
+                    conv_depthwise_kernel_size=config.conv_kernel)
+    return Wav2Vec2ConformerConfig(**settings, attn_implementation="sdpa")

@@ -24,6 +24,7 @@ from transformers import WavLMConfig, WavLMModel, WhisperConfig, WhisperModel
 from uniaudio.tokenize.reasoning_codec.checkpoint import CODEC_FILE, CheckpointSet, released_state_dict
 from uniaudio.tokenize.reasoning_codec.codec import ReasoningCodec
 from uniaudio.tokenize.reasoning_codec.config import SAMPLE_RATE, TINY, CodecConfig
+from uniaudio.tokenize.reasoning_codec.encoder_copies import released_encoder_copies
 from uniaudio.tokenize.reasoning_codec.flow_decoder import FlowDecoderConfig
 from uniaudio.tokenize.reasoning_codec.frozen_encoders import FrozenEncoders
 from uniaudio.tokenize.reasoning_codec.music_encoder import MusicFM25Hz
@@ -31,11 +32,13 @@ from uniaudio.tokenize.reasoning_codec.quantizers import ResidualVQ
 from uniaudio.tokenize.reasoning_codec.sq_codec import SQCodec, SQCodecConfig
 from uniaudio.tokenize.reasoning_codec.windowing import cut_windows
 
-TINY_SET_VERSION = 2
+TINY_SET_VERSION = 3
 TINY_LATENT = 8
 TINY_FLOW = FlowDecoderConfig(in_channels=2 * TINY_LATENT + TINY.dim, out_channels=TINY_LATENT,
                               num_layers=2, num_attention_heads=2, attention_head_dim=16)
-TINY_SQ = SQCodecConfig(latent_dim=TINY_LATENT, channels=64, ratios=(8, 6, 5, 4))
+TINY_SQ = SQCodecConfig(latent_hidden_dim=TINY_LATENT, init_channel=4, num_samples=2,
+                        downsample_factors=(2, 4, 4, 3, 5), downsample_kernel_sizes=(4, 8, 8, 6, 10),
+                        upsample_factors=(5, 3, 4, 4, 2), upsample_kernel_sizes=(10, 6, 8, 8, 4))
 
 
 def tiny_whisper_config(config: CodecConfig) -> WhisperConfig:
@@ -127,8 +130,10 @@ def write_tiny_set(directory: str | Path, seed: int = 0, config: CodecConfig = T
     wavlm.save_pretrained(paths.wavlm)
     torch.save({"model": music.state_dict()}, paths.music_ssl)
     codec = ReasoningCodec(config, flow_config=TINY_FLOW).eval()
-    calibrate_codebooks(codec, FrozenEncoders(config, whisper.encoder, wavlm, music), seed)
-    torch.save({"model": released_state_dict(codec)}, paths.codec)
+    encoders = FrozenEncoders(config, whisper.encoder, wavlm, music)
+    calibrate_codebooks(codec, encoders, seed)
+    # like the release, the codec checkpoint also holds copies of the frozen encoders
+    torch.save({"model": released_state_dict(codec) | released_encoder_copies(encoders)}, paths.codec)
     paths.config_file().write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
     paths.flow_config.write_text(json.dumps(TINY_FLOW.to_json_dict(), indent=2))
     paths.sq_config.write_text(TINY_SQ.to_yaml())

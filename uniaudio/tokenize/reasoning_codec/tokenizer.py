@@ -39,6 +39,8 @@ from uniaudio.tokenize.reasoning_codec.checkpoint import (
 )
 from uniaudio.tokenize.reasoning_codec.codec import ReasoningCodec
 from uniaudio.tokenize.reasoning_codec.config import CodecConfig, WindowMode
+from uniaudio.tokenize.reasoning_codec.decode_windows import DEFAULT_WINDOW_SECONDS, decode_windows
+from uniaudio.tokenize.reasoning_codec.encoder_copies import apply_encoder_copies
 from uniaudio.tokenize.reasoning_codec.flow_decoder import FlowDecoderConfig
 from uniaudio.tokenize.reasoning_codec.frozen_encoders import EncoderPaths, FrozenEncoders, load_frozen_encoders
 from uniaudio.tokenize.reasoning_codec.sq_codec import load_sq_codec
@@ -108,11 +110,14 @@ class CodecTokenizer:
         config = load_codec_config(paths, config_name)
         flow = FlowDecoderConfig.from_json(paths.flow_config) if decode else None
         codec = ReasoningCodec(config, encode=encode, flow_config=flow)
-        load_released_state_dict(codec, read_codec_checkpoint(paths.codec), str(paths.codec))
+        state = read_codec_checkpoint(paths.codec)
+        load_released_state_dict(codec, state, str(paths.codec))
         fold_weight_norms(codec)
         encoders = None
         if encode:
             encoders = load_frozen_encoders(EncoderPaths(paths.whisper, paths.wavlm, paths.music_ssl), config)
+            apply_encoder_copies(encoders, state, str(paths.codec))
+        del state
         dev = torch.device(device)
         tok = cls(config, paths, codec.eval().to(dev), encoders.to(dev) if encoders else None, dev,
                   window_mode or config.window_mode, batch_windows, precision)
@@ -189,8 +194,10 @@ class CodecTokenizer:
             raise RuntimeError(f"{name} codes outside [0, {card}): [{int(codes.min())}, {int(codes.max())}]")
 
     @torch.inference_mode()
-    def decode(self, recon: np.ndarray, steps: int = 10, cfg: float = 1.5, seed: int = 0) -> np.ndarray:
-        """Reconstruction tokens (8, T_s) → float32 waveform of ``T_s·1920`` samples at 24 kHz."""
+    def decode(self, recon: np.ndarray, steps: int = 10, cfg: float = 1.5, seed: int = 0,
+               window_seconds: float = DEFAULT_WINDOW_SECONDS) -> np.ndarray:
+        """Reconstruction tokens (8, T_s) → float32 waveform of ``T_s·1920`` samples at 24 kHz, decoded in
+        overlapping ``window_seconds`` windows (:mod:`.decode_windows`, released default 20 s)."""
         if self.sq_codec is None:
             raise RuntimeError("this tokenizer was loaded without the decoder (decode=False)")
         recon = np.asarray(recon)
@@ -198,8 +205,7 @@ class CodecTokenizer:
             raise ValueError(f"reconstruction tokens must be (8, T), got {recon.shape}")
         codes = torch.from_numpy(recon.astype(np.int64)).t()[None].to(self.device)
         with self.autocast():
-            latents = self.codec.decode_latents(codes, steps=steps, cfg=cfg, seed=seed)
-            wave = self.sq_codec(latents)
+            wave = decode_windows(self.codec, self.sq_codec, codes, steps, cfg, seed, window_seconds)
         out = wave[0].float().cpu().numpy()
         if out.shape[0] != recon.shape[1] * RECON_SAMPLES:
             raise RuntimeError(f"decoder gave {out.shape[0]} samples for {recon.shape[1]} frames")
