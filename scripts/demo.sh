@@ -49,8 +49,8 @@ docs = [{"id": f"doc{i}", "text": f"Document {i}. " + "The quick brown fox jumps
 (out / "text" / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
 train_tiny_tokenizer((d["text"] for d in docs), out / "text" / "tokenizer")
 PY
-"$u" sentences build text-only "$out/text/corpus.jsonl" "$out/sentences/text" \
-    --tokenizer "$out/text/tokenizer" --id-column id --context-length 128
+"$u" sentences build text-only "$out/sentences/text" --text "$out/text/corpus.jsonl" \
+    --tokenizer "$out/text/tokenizer" --id-column id --max-tokens 128
 
 step "an initial tiny UniAudio 2.0 checkpoint, and its parameter groups"
 "$u" model init --config tiny "$out/model/init"

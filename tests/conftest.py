@@ -15,6 +15,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.pop("RAY_ADDRESS", None)
+# A loaded 2-core machine can take longer than Ray's default to start its raylet and agents.
+os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""The sentence store writer and reader, locally and on S3 (no Ray involved)."""
+"""The sentence store v2 writer and reader, locally and on S3 (no Ray involved)."""
 
 from __future__ import annotations
 
@@ -10,65 +10,108 @@ import pytest
 
 from uniaudio.core import storage
 from uniaudio.core.shard_file import ShardLimits
-from uniaudio.sentences.store import Sentence, SentenceStoreWriter, iter_sentences, read_index
+from uniaudio.sentences.sentence import Sentence, SentenceSegment
+from uniaudio.sentences.store import SentenceStoreWriter, iter_sentences, iter_shard, read_index, shard_uris
 
 
-def _sentences(n: int) -> list[Sentence]:
-    return [Sentence(f"text/c/doc{i}/00000", np.arange(i + 1, dtype=np.int32), {"task": "text_only"})
-            for i in range(n)]
+def _sentence(i: int, features: bool = True) -> Sentence:
+    rng = np.random.default_rng(i)
+    reason = rng.integers(0, 4096, (8, 4 + i), dtype=np.uint16)
+    recon = rng.integers(0, 8192, (8, 10 + i), dtype=np.uint16)
+    feats = {"hubert": rng.standard_normal((20 + 2 * i, 3)).astype(np.float16)} if features else {}
+    return Sentence(f"asr/src/utt{i}", "asr", None, [
+        SentenceSegment("text", "prompt", False, text="Transcribe.\n\n", ids=(5, 6, 7)),
+        SentenceSegment("audio", "audio", False, source_key=f"src/utt{i}", reason=reason, recon=recon,
+                        features=feats),
+        SentenceSegment("text", "transcription", True, source_key=f"src/utt{i}", text=f"word {i}", ids=(8, 9 + i)),
+    ])
+
+
+def _fresh(tmp_path, request, where):
+    return str(tmp_path / "store") if where == "local" else f"{request.getfixturevalue('s3_bucket')}/store"
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_round_trip_shards_and_index(where, tmp_path, request):
-    uri = str(tmp_path / "store") if where == "local" else f"{request.getfixturevalue('s3_bucket')}/store"
-    with SentenceStoreWriter(uri, ShardLimits(max_samples=2)) as writer:
-        for sentence in _sentences(5):
-            writer.write(sentence)
-        writer.close(task="text_only", totals={"sentences": 5})
-    index = read_index(uri)
-    assert [(s["name"], s["samples"], s["tokens"]) for s in index["shards"]] == [
-        ("shard-000000.tar", 2, 3 + 4), ("shard-000001.tar", 2, 5 + 6), ("shard-000002.tar", 1, 7)
-    ]
-    assert index["format"] == "uniaudio-sentence-store" and index["task"] == "text_only"
+def test_round_trip_shards_index_and_journal(where, tmp_path, request):
+    uri = _fresh(tmp_path, request, where)
+    written = [_sentence(i) for i in range(5)]
+    with SentenceStoreWriter(uri, {"kind": "asr"}, ShardLimits(max_samples=2)) as writer:
+        for s in written:
+            writer.write(s)
+            if writer.full():
+                writer.commit({"units": [s.key]})
+        index = writer.close(kind="asr")
+    assert index == read_index(uri)
+    assert index["version"] == 2 and index["totals"]["samples"] == 5 and index["totals"]["shards"] == 3
+    assert index["tasks"] == {"asr": {"samples": 5, "tokens": sum(s.num_tokens for s in written)}}
     for shard in index["shards"]:
         assert storage.size(storage.join(uri, shard["name"])) == shard["bytes"]
-    back, written = list(iter_sentences(uri)), _sentences(5)
-    assert [s.key for s in back] == [s.key for s in written]
-    assert all(np.array_equal(a.text, b.text) and a.text.dtype == np.int32 for a, b in zip(back, written, strict=True))
-    assert back[3].meta == {"key": "text/c/doc3/00000", "task": "text_only", "tokens": 6}
+    assert len(storage.glob(storage.join(uri, "_journal"), "shard-*.json")) == 3
+    back = list(iter_sentences(uri))
+    assert [s.header() for s in back] == [s.header() for s in written]
+    for a, b in zip(back, written, strict=True):
+        assert (a.segments[1].reason == b.segments[1].reason).all() and a.segments[1].reason.dtype == np.uint16
+        assert (a.segments[1].features["hubert"] == b.segments[1].features["hubert"]).all()
+    assert [s.key for s in iter_shard(shard_uris(uri)[1])] == ["asr/src/utt2", "asr/src/utt3"]
 
 
-def test_members_are_adjacent_npy_then_json(tmp_path):
+def test_members_are_adjacent_json_first(tmp_path):
+    s = _sentence(0)
     with SentenceStoreWriter(str(tmp_path)) as writer:
-        writer.write(_sentences(1)[0])
+        writer.write(s)
     with tarfile.open(tmp_path / "shard-000000.tar") as tar:
         names = tar.getnames()
-        meta = json.loads(tar.extractfile("text/c/doc0/00000.json").read())
-    assert names == ["text/c/doc0/00000.text.npy", "text/c/doc0/00000.json"]
-    assert meta["tokens"] == 3
+        header = json.loads(tar.extractfile("asr/src/utt0.json").read())
+    assert names == ["asr/src/utt0.json", "asr/src/utt0.seg1.reason.npy", "asr/src/utt0.seg1.recon.npy",
+                     "asr/src/utt0.seg1.hubert.npy"]
+    assert set(header) == {"key", "task", "strategy", "segments", "num_tokens", "source_keys"}
+    assert header["num_tokens"] == (3 + 2) + (4 + 2 + 10 + 2) + (2 + 2 + 2) == s.num_tokens
+    assert header["source_keys"] == ["src/utt0"]
+    assert header["segments"][2] == {"modality": "text", "role": "transcription", "loss": True,
+                                     "source_key": "src/utt0", "text": "word 0", "ids": [8, 9]}
 
 
-def test_failed_build_leaves_no_index_and_no_partial_shard(tmp_path):
-    with pytest.raises(RuntimeError), SentenceStoreWriter(str(tmp_path)) as writer:
-        writer.write(_sentences(1)[0])
-        raise RuntimeError("boom")
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
-    with pytest.raises(FileNotFoundError, match="no index.json"):
-        read_index(str(tmp_path))
+def test_interrupted_writer_resumes_without_duplicates(tmp_path):
+    uri = str(tmp_path)
+    with pytest.raises(RuntimeError), SentenceStoreWriter(uri, {"a": 1}, ShardLimits(max_samples=2)) as writer:
+        for i in range(3):
+            writer.write(_sentence(i))
+            if writer.full():
+                writer.commit({"units": ["u0"]})
+        raise RuntimeError("killed")
+    assert not (tmp_path / "index.json").exists()
+    with pytest.raises(FileNotFoundError, match="did not finish"):
+        read_index(uri)
+    with pytest.raises(ValueError, match="other inputs/options"):
+        SentenceStoreWriter(uri, {"a": 2})
+    writer = SentenceStoreWriter(uri, {"a": 1}, ShardLimits(max_samples=2))
+    assert writer.committed_keys == {"asr/src/utt0", "asr/src/utt1"} and writer.notes[0]["units"] == ["u0"]
+    with pytest.raises(ValueError, match="already in"):
+        writer.write(_sentence(1))
+    writer.write(_sentence(2))
+    writer.close()
+    assert [s.key for s in iter_sentences(uri)] == [f"asr/src/utt{i}" for i in range(3)]
 
 
-def test_refuses_existing_stores(tmp_path):
+def test_refuses_existing_v1_and_other_stores(tmp_path):
     with SentenceStoreWriter(str(tmp_path)) as writer:
-        writer.write(_sentences(1)[0])
+        writer.write(_sentence(0))
     with pytest.raises(FileExistsError, match="pass --overwrite"):
         SentenceStoreWriter(str(tmp_path))
     SentenceStoreWriter(str(tmp_path), overwrite=True).close()
     assert read_index(str(tmp_path))["shards"] == []
+    (tmp_path / "index.json").write_text(json.dumps({"format": "uniaudio-sentence-store", "version": 1}))
+    with pytest.raises(ValueError, match="version-1 sentence store.*rebuild it"):
+        read_index(str(tmp_path))
     (tmp_path / "index.json").write_text(json.dumps({"format": "uniaudio-token-store"}))
     with pytest.raises(FileExistsError, match="'uniaudio-token-store' store, not a sentence store"):
         SentenceStoreWriter(str(tmp_path), overwrite=True)
 
 
-def test_keys_with_dots_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="invalid sample key"), SentenceStoreWriter(str(tmp_path)) as writer:
-        writer.write(Sentence("text/c/doc.1/00000", np.zeros(1, dtype=np.int32)))
+def test_bad_sentences_are_refused():
+    with pytest.raises(ValueError, match="invalid sample key"):
+        Sentence("asr/doc.1", "asr", None, [SentenceSegment("text", "text", True, text="x", ids=(1,))])
+    with pytest.raises(ValueError, match="uint16"):
+        SentenceSegment("audio", "audio", True, reason=np.zeros((8, 2), np.int32), recon=np.zeros((8, 5), np.uint16))
+    with pytest.raises(ValueError, match="role"):
+        SentenceSegment("text", "answer", True, text="x", ids=(1,))

@@ -105,3 +105,21 @@ def test_loads_from_s3_like_a_folder(text_tok_dir, s3_bucket):
     remote, local = TextTokenizer.load(f"{s3_bucket}/tok"), TextTokenizer.load(text_tok_dir)
     assert remote.sha256 == local.sha256 and remote.path == f"{s3_bucket}/tok/tokenizer.json"
     assert remote.encode(CORPUS[1]) == local.encode(CORPUS[1])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "hello", "  leading and trailing spaces  ", "Grüße — 東京 🎵\n\nnew\tlines", "unseen: ζωή ☃ ﬁ",
+     "<|begin_of_text|> is text here", "\x00 control \r\n bytes"],
+)
+def test_default_tokenizer_is_shipped_and_round_trips_exactly(text):
+    from importlib import resources
+
+    shipped = resources.files("uniaudio.tokenize").joinpath("default_text_tokenizer/tokenizer.json")
+    assert shipped.is_file()
+    tok = TextTokenizer.load(None)
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.bos_id == tok.tokenizer.token_to_id(BEGIN_OF_TEXT) == 2048 and tok.eos_id == 2049
+    assert tok.specials.marker_ids("transcription") == (2048 + 11, 2048 + 12) and tok.vocab_size == 2069
+    assert tok.bos_id not in tok.encode(text)
+    assert len(tok.fingerprint) == 16 and tok.describe()["fingerprint"] == tok.fingerprint

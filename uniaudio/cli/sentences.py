@@ -1,78 +1,226 @@
-"""`uniaudio sentences`: build training sentences (sentence stores, docs/formats.md)."""
+"""`uniaudio sentences`: build, inspect, validate and describe sentence stores (docs/formats.md)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from uniaudio.cli.common import RayAddress
+from uniaudio.cli.common import DryRun, RayAddress, print_ray_log_note
 
 app = typer.Typer(no_args_is_help=True)
-build_app = typer.Typer(no_args_is_help=True)
-app.add_typer(build_app, name="build", help="Build a sentence store for one task.")
 console = Console(soft_wrap=True)
 
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
 
-@build_app.command("text-only")
-def text_only(
-    input_uri: Annotated[str, typer.Argument(
-        metavar="INPUT",
-        help="Text corpus: .jsonl[.gz] file or folder, .parquet/.arrow file or folder, save_to_disk folder, "
-        "or a dataset name in the local Hugging Face cache (org/name).")],
+
+def _fail(err: Exception) -> None:
+    console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+    raise typer.Exit(2) from None
+
+
+@app.command()
+def build(
+    kind: Annotated[str, typer.Argument(
+        help="A task (asr, tts, instruct-tts, speech-caption, tta, ttm, audio-caption, music-caption, "
+        "lyric-recognition, lyric-to-song, text-only, audio-only) or a strategy (segment, speech-text, "
+        "audio-caption-interleave, mixture, variation).", show_default=False)],
     output: Annotated[str, typer.Argument(
-        metavar="OUTPUT", help="Sentence store to write: local directory or s3://bucket/prefix.")],
-    tokenizer: Annotated[str, typer.Option(
-        help="Tokenizer folder (local or s3://) holding tokenizer.json (LLaMA-3.2).", show_default=False)],
-    text_column: Annotated[str, typer.Option(help="Column / JSON field holding the document text.")] = "text",
+        metavar="OUTPUT_URI", help="Sentence store to write: local directory or s3://bucket/prefix.")],
+    tokens: Annotated[list[str] | None, typer.Option(
+        "--tokens", help="Input token store (repeatable; all of one codec).", show_default=False)] = None,
+    text: Annotated[list[str] | None, typer.Option(
+        "--text", help="Text corpus for text-only (repeatable): .jsonl[.gz] file or folder, .parquet/.arrow, "
+        "save_to_disk folder, or a cached HF dataset name.", show_default=False)] = None,
+    pool: Annotated[list[str] | None, typer.Option(
+        "--pool", help="STORE_URI=POOL: put every sample of that --tokens store in pool speech, sound or music "
+        "(split at the last '=', so s3:// URIs work).", show_default=False)] = None,
+    tokenizer: Annotated[str | None, typer.Option(
+        help="Hugging Face tokenizer folder (e.g. LLaMA-3.2's); default: the small byte-level BPE shipped "
+        "with uniaudio.", show_default=False)] = None,
+    max_tokens: Annotated[int, typer.Option(help="Longest sentence in the model's sequence format.", min=16)] = 2048,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (same seed, same store).")] = 0,
+    limit: Annotated[int | None, typer.Option(help="Write at most N sentences.", min=1, show_default=False)] = None,
+    codec: Annotated[str | None, typer.Option(
+        help="Codec for audio-level kinds (mixture, variation): name, as in `shards build`.",
+        show_default=False)] = None,
+    codec_dir: Annotated[str | None, typer.Option(
+        help="Codec checkpoint-set directory for audio-level kinds.", show_default=False)] = None,
+    demucs_model: Annotated[str | None, typer.Option(
+        help="mixture: local HTDemucs checkpoint for music stems.", show_default=False)] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="variation: rendering backend (dsp, espeak).", show_default=False)] = None,
+    text_column: Annotated[str, typer.Option(help="text-only: column / JSON field holding the text.")] = "text",
     id_column: Annotated[str | None, typer.Option(
-        help="Column holding a unique document id (default: <file>_<row>).", show_default=False)] = None,
-    config: Annotated[str | None, typer.Option(help="Dataset config (HF inputs).", show_default=False)] = None,
-    split: Annotated[str | None, typer.Option(help="Split to read (HF inputs).", show_default=False)] = None,
-    revision: Annotated[str | None, typer.Option(
-        help="Hub snapshot revision (dataset names).", show_default=False)] = None,
-    name: Annotated[str | None, typer.Option(
-        help="Corpus name in sentence keys (default: dataset name or input stem).", show_default=False)] = None,
-    context_length: Annotated[int, typer.Option(
-        help="Longest sentence in tokens, begin/end of text included.")] = 1024,
-    limit: Annotated[int | None, typer.Option(help="Read at most N documents.", show_default=False)] = None,
-    shard_samples: Annotated[int, typer.Option(help="Sentences per shard.")] = 4096,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing sentence store.")] = False,
+        help="text-only: column with a unique document id (default: <file>_<row>).", show_default=False)] = None,
+    shard_samples: Annotated[int, typer.Option(help="Sentences per shard.", min=1)] = 4096,
     ray_address: RayAddress = None,
+    dry_run: DryRun = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing sentence store.")] = False,
 ) -> None:
-    """Tokenize a text corpus and cut it into text-only sentences of at most --context-length tokens.
+    """Build a sentence store of one task or strategy from token stores (and text corpora).
 
-    Each document's token ids are cut into consecutive pieces; decoding a document's pieces in order gives
-    its text back exactly. Sentences are written as WebDataset shards (<key>.text.npy int32 ids +
-    <key>.json) with index.json last.
+    Ray Data runs the work, one task per input shard; a build that stops (crash, kill, --limit) resumes
+    where it stopped when the same command is run again. The summary counts sentences and tokens per
+    task/strategy and the records skipped, by reason.
 
-    Example: uniaudio sentences build text-only ./olmo-sample ./sentences/text --tokenizer ./llama-3.2-tok
+    Examples:
+      uniaudio sentences build asr ./sentences/asr --tokens ./tokens/librispeech
+      uniaudio sentences build speech-text s3://b/sent/st --tokens s3://b/tok/mls --tokens s3://b/tok/emilia
+      uniaudio sentences build text-only ./sentences/text --text ./olmo-sample --tokenizer ./llama-3.2
     """
     from uniaudio.core.ray_runtime import RayConfig
+    from uniaudio.sentences.build import BuildRequest, BuildSummary, build_sentences
     from uniaudio.sentences.documents import TextInput
-    from uniaudio.sentences.text_only import TextOnlyOptions, TextOnlySummary, build_text_only
+    from uniaudio.sentences.registry import kinds
+    from uniaudio.sentences.sources import parse_pool_option
 
-    text_input = TextInput(input_uri, text_column=text_column, id_column=id_column, config=config,
-                           split=split, revision=revision, name=name)
-    options = TextOnlyOptions(tokenizer=tokenizer, context_length=context_length, limit=limit,
-                              shard_samples=shard_samples, overwrite=overwrite)
+    try:
+        if kind not in kinds():
+            raise ValueError(f"unknown KIND {kind!r}; choose one of {', '.join(kinds())}")
+        pools = dict(parse_pool_option(p) for p in pool or [])
+        texts = tuple(asdict(TextInput(t, text_column=text_column, id_column=id_column)) for t in text or [])
+        codec_options = {k: v for k, v in {"codec": codec, "codec_dir": codec_dir}.items() if v}
+        extra = {k: v for k, v in {"demucs_model": demucs_model, "backend": backend}.items() if v}
+        request = BuildRequest(kind=kind, output_uri=output, tokens=tuple(tokens or []), text=texts, pools=pools,
+                               tokenizer=tokenizer, max_tokens=max_tokens, seed=seed, limit=limit,
+                               codec={**codec_options, **extra}, shard_samples=shard_samples, overwrite=overwrite)
+    except _USER_ERRORS as e:
+        _fail(e)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("starting")
 
-        def update(s: TextOnlySummary) -> None:
-            progress.update(task, description=f"{s.documents:,} documents, {s.sentences:,} sentences, "
-                                              f"{s.tokens:,} tokens")
+        def update(s: BuildSummary) -> None:
+            progress.update(task, description=f"units {s.units_done}/{s.units}, {s.sentences:,} sentences, "
+                                              f"{s.tokens:,} tokens, {sum(s.skipped.values()):,} skipped")
 
         try:
-            summary = build_text_only(text_input, output, options, RayConfig(address=ray_address), update)
-        except (ValueError, FileNotFoundError, FileExistsError) as e:
-            console.print(f"[red]error:[/red] {e}", highlight=False)
-            raise typer.Exit(2) from None
-    console.print(
-        f"[green]wrote[/green] {output}: {summary.documents:,} documents → {summary.sentences:,} sentences, "
-        f"{summary.tokens:,} tokens in {summary.shards} shard(s)"
-        + (f"; skipped {summary.skipped_documents:,} empty document(s)" if summary.skipped_documents else "")
-    )
+            summary = build_sentences(request, RayConfig(address=ray_address), dry_run=dry_run, on_progress=update)
+        except _USER_ERRORS as e:
+            _fail(e)
+    if summary.dry_run:
+        console.print(f"[bold]dry run[/bold] {kind}: {summary.units} unit(s) of work; nothing written")
+        return
+    console.print(f"[green]wrote[/green] {output}: {summary.sentences:,} sentences, {summary.tokens:,} tokens in "
+                  f"{summary.shards} shard(s); units {summary.units_done}/{summary.units}"
+                  + (f" ({summary.units_resumed} done by an earlier run)" if summary.units_resumed else ""))
+    table = Table("task / strategy", "sentences", "tokens")
+    for name, row in {**summary.tasks, **{f"strategy {k}": v for k, v in summary.strategies.items()}}.items():
+        table.add_row(name, f"{row['samples']:,}", f"{row['tokens']:,}")
+    console.print(table)
+    if summary.skipped:
+        console.print("skipped records:")
+        for reason, n in summary.skipped.most_common():
+            console.print(f"  {n:>8,}  {reason}", markup=False, highlight=False)
+    print_ray_log_note(console)
+
+
+@app.command()
+def inspect(
+    uri: Annotated[str, typer.Argument(help="Sentence store: local directory or s3://bucket/prefix.")],
+    key: Annotated[str, typer.Argument(help="Sentence key, e.g. asr/librispeech/1272-128104-0000.")],
+    tokenizer: Annotated[str | None, typer.Option(
+        help="Tokenizer folder to decode ids with (default: the one recorded in the index, else the shipped "
+        "one).", show_default=False)] = None,
+) -> None:
+    """Render one sentence: its segments in order, decoded text, audio shapes and durations.
+
+    Example: uniaudio sentences inspect ./sentences/asr asr/librispeech/1272-128104-0000
+    """
+    from uniaudio.sentences.store import iter_sentences, read_index
+    from uniaudio.tokenize.text_tokenizer import TextTokenizer
+
+    try:
+        index = read_index(uri)
+        recorded = (index.get("tokenizer") or {}).get("path")
+        try:
+            tok = TextTokenizer.load(tokenizer or recorded)
+        except FileNotFoundError:
+            if tokenizer:
+                raise
+            tok = TextTokenizer.load(None)  # recorded on another machine: the shipped one
+        found = next(iter_sentences(uri, keys=[key]), None)
+    except _USER_ERRORS as e:
+        _fail(e)
+    if found is None:
+        console.print(f"[red]key {key!r} not found in {uri}[/red]")
+        raise typer.Exit(1)
+    console.print(f"[bold]{found.key}[/bold]  task {found.task}"
+                  + (f", strategy {found.strategy}" if found.strategy else "")
+                  + f"  {found.num_tokens} tokens  sources {', '.join(found.source_keys) or '-'}", highlight=False)
+    for i, seg in enumerate(found.segments):
+        flag = "loss" if seg.loss else "    "
+        if seg.modality == "text":
+            console.print(f"{i:>3} {flag} text  {seg.role:<13} {len(seg.ids):>4} ids  {tok.decode(seg.ids)!r}",
+                          markup=False, highlight=False)
+        else:
+            secs = seg.reason.shape[1] / 5.0
+            feats = ", ".join(f"{k} {tuple(v.shape)}" for k, v in seg.features.items())
+            console.print(f"{i:>3} {flag} audio {seg.role:<13} reason {tuple(seg.reason.shape)} recon "
+                          f"{tuple(seg.recon.shape)} ≈ {secs:.1f} s  from {seg.source_key or seg.provenance}"
+                          + (f"  features {feats}" if feats else "")
+                          + (f"  attrs {json.dumps(seg.attrs)}" if seg.attrs else ""), markup=False, highlight=False)
+
+
+@app.command()
+def validate(
+    uri: Annotated[str, typer.Argument(help="Sentence store: local directory or s3://bucket/prefix.")],
+) -> None:
+    """Check a sentence store against its index: shards, sha256, adjacency, dtypes, id ranges, num_tokens.
+
+    Exit status 0 when the store is sound, 1 with the list of every problem otherwise.
+
+    Example: uniaudio sentences validate s3://my-bucket/sentences/asr
+    """
+    from uniaudio.sentences.store import read_index
+    from uniaudio.sentences.validate import validate_sentence_store
+
+    with console.status("validating") as status:
+        problems = validate_sentence_store(uri, on_shard=lambda name: status.update(f"validating {name}"))
+    if not problems:
+        t = read_index(uri)["totals"]
+        console.print(f"[green]OK[/green] {uri}: {t['shards']} shards, {t['samples']:,} sentences, "
+                      f"{t['tokens']:,} tokens")
+        return
+    console.print(f"[red]{len(problems)} problem(s)[/red] in {uri}:")
+    for p in problems:
+        console.print(f"  - {p}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def stats(
+    uri: Annotated[str, typer.Argument(help="Sentence store: local directory or s3://bucket/prefix.")],
+    plot: Annotated[Path | None, typer.Option(help="Write the sentence-length histogram to this PNG.")] = None,
+) -> None:
+    """Print sentences and tokens per task, segment counts and skipped records; optionally plot lengths.
+
+    Example: uniaudio sentences stats ./sentences/asr --plot lengths.png
+    """
+    from uniaudio.sentences.stats import collect_stats, plot_lengths
+
+    try:
+        with console.status("reading") as status:
+            st = collect_stats(uri, on_shard=lambda u: status.update(f"reading {u.rsplit('/', 1)[-1]}"))
+    except _USER_ERRORS as e:
+        _fail(e)
+    table = Table("task", "sentences", "tokens", "mean tokens", "max tokens",
+                  title=f"{uri}  (tokenizer {st.tokenizer.get('fingerprint')}, vocab {st.tokenizer.get('vocab_size')}; "
+                  f"codec {st.codec_fingerprint})")
+    for task, row in st.rows().items():
+        table.add_row(task, f"{row['sentences']:,}", f"{row['tokens']:,}", f"{row['mean_tokens']}",
+                      f"{row['max_tokens']}")
+    console.print(table)
+    console.print(f"segments: {st.segments.get('text', 0):,} text, {st.segments.get('audio', 0):,} audio")
+    for reason, n in sorted(st.skipped.items(), key=lambda kv: -kv[1]):
+        console.print(f"skipped {n:>8,}  {reason}", markup=False, highlight=False)
+    if plot:
+        console.print(f"length histogram → {plot_lengths(st, plot, title=uri)}")

@@ -1,95 +1,117 @@
-"""The sentence store: training sentences as WebDataset tar shards, with the token store's conventions.
+"""The sentence store v2: training sentences as WebDataset tar shards, with the token store's conventions.
 
-A store is a directory or prefix holding ``shard-000000.tar``, ``shard-000001.tar``, ... and an
-``index.json`` written last (its presence means the store is complete). Each sentence is two adjacent
-members, in this order::
+A store is a directory or ``s3://`` prefix holding ``shard-000000.tar``, ... a ``_journal/`` of committed
+shards and an ``index.json`` written last (its presence means the store is complete). One sentence is
+adjacent members, ``<key>.json`` first, then for each audio segment *i* ``<key>.seg<i>.reason.npy``,
+``<key>.seg<i>.recon.npy`` (uint16 (8, T)) and ``<key>.seg<i>.<field>.npy`` (float16 distillation
+features). The JSON and the index are described in docs/formats.md ("Sentence store").
 
-    <key>.text.npy   int32 (N,)   text token ids (LLaMA-3.2), without <|begin_of_text|>/<|end_of_text|>
-    <key>.json       metadata: key, task, source, document, chunk, chunks, tokens (N + 2)
+Writing (:class:`SentenceStoreWriter`) is resumable like the token store's: each shard is staged and
+committed whole, then its journal entry (``_journal/shard-NNNNNN.json``: shard entry, keys, and the
+caller's notes, e.g. the work units it completes and the records it skipped) is written atomically;
+re-opening a store with a journal continues after the last committed shard and deletes shards without a
+journal entry. ``index.json`` is rebuilt from the journal on :meth:`SentenceStoreWriter.close`.
 
-Keys are ``/``-joined ``[A-Za-z0-9_-]`` components (no dots; WebDataset splits member names at the first
-dot). The sequence format (:mod:`uniaudio.model.sequence`) wraps each text segment in begin/end of text,
-so a sentence occupies ``N + 2`` steps; ``tokens`` counts those. Members are plain ``.npy`` (read with
-``np.load(allow_pickle=False)``) and JSON; nothing needs pickle.
-
-``index.json``: ``{"format": "uniaudio-sentence-store", "version": 1, "task", "created",
-"shards": [{"name", "samples", "tokens", "bytes", "sha256"}], "totals": {...}, ...builder fields}``.
-
-Shards are built in a local staging file and moved into place whole (rename locally, one upload to
-S3), so a reader never sees a partial shard under its final name. There is no resume: an interrupted
-build leaves no ``index.json`` and is rebuilt with ``overwrite``.
+Reading: :func:`read_index`, :func:`shard_uris`, :func:`iter_shard` (one shard, for workers) and
+:func:`iter_sentences` (the whole store). Version-1 stores (text only, before sentence store v2) are
+refused with a message to rebuild them. Nothing is unpickled: ``.npy`` members are read with
+``allow_pickle=False`` semantics.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-
 from uniaudio.core import storage
-from uniaudio.core.keys import check_key
-from uniaudio.core.npy_codec import load_npy, npy_bytes
+from uniaudio.core.npy_codec import load_npy
 from uniaudio.core.shard_file import ShardFile, ShardLimits
-from uniaudio.core.ustar import StoreReadError, iter_members, shard_name, split_member
+from uniaudio.core.ustar import StoreReadError, iter_members, shard_index, shard_name, split_member
+from uniaudio.sentences.sentence import Sentence, sentence_from_members
 
-__all__ = ["FORMAT_NAME", "INDEX_NAME", "Sentence", "SentenceStoreWriter", "iter_sentences", "read_index"]
+__all__ = [
+    "FORMAT_NAME", "FORMAT_VERSION", "INDEX_NAME", "JOURNAL_DIR", "JournalEntry", "SentenceStoreWriter",
+    "ShardInfo", "decode_member", "iter_sentences", "iter_shard", "read_index", "read_journal", "shard_uris",
+]
+
+log = logging.getLogger(__name__)
 
 FORMAT_NAME = "uniaudio-sentence-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX_NAME = "index.json"
-TEXT_MEMBER = "text.npy"
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """One training sentence: its key, text ids (int32, no begin/end of text) and metadata."""
-
-    key: str
-    text: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def tokens(self) -> int:
-        """Steps the sentence takes in a training sequence (ids + begin/end of text)."""
-        return int(self.text.size) + 2
-
-    def members(self) -> list[tuple[str, bytes]]:
-        meta = {"key": self.key, **self.meta, "tokens": self.tokens}
-        text = np.ascontiguousarray(self.text, dtype=np.int32)
-        return [
-            (f"{self.key}.{TEXT_MEMBER}", npy_bytes(text)),
-            (f"{self.key}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")),
-        ]
+JOURNAL_DIR = "_journal"
 
 
 @dataclass
 class ShardInfo:
-    """One shard's entry in ``index.json``: name, sentences, tokens (steps), size and sha256 of the tar."""
+    """One shard's entry in ``index.json``: name, sentences, tokens, size and sha256 of the tar, and
+    samples/tokens per task (``tasks``) and per strategy (``strategies``)."""
 
     name: str
     samples: int = 0
     tokens: int = 0
     bytes: int = 0
     sha256: str = ""
+    tasks: dict[str, list[int]] = field(default_factory=dict)
+    strategies: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShardInfo:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
+class JournalEntry:
+    """A committed shard, the keys in it, and the writer's notes (units completed, skips counted)."""
+
+    shard: ShardInfo
+    keys: list[str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"shard": asdict(self.shard), "keys": self.keys, "notes": self.notes}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> JournalEntry:
+        d = json.loads(data)
+        return cls(ShardInfo.from_dict(d["shard"]), list(d["keys"]), d.get("notes") or {})
+
+
+def read_journal(uri: str) -> list[JournalEntry]:
+    """Committed shards of a store being (or having been) written, in shard order."""
+    entries = [JournalEntry.from_json(storage.read_bytes(u))
+               for u in storage.glob(storage.join(uri, JOURNAL_DIR), "shard-*.json")]
+    return sorted(entries, key=lambda e: e.shard.name)
+
+
+def _bump(table: dict[str, list[int]], name: str | None, tokens: int) -> None:
+    if name:
+        entry = table.setdefault(name, [0, 0])
+        entry[0] += 1
+        entry[1] += tokens
 
 
 class SentenceStoreWriter:
-    """Append sentences to a new store at ``uri``; :meth:`close` commits the last shard and the index.
+    """Append sentences to the store at ``uri``, resuming a journaled unfinished build.
 
-    Refuses a store that already has an ``index.json`` unless ``overwrite``, and any other kind of store
-    always. Shards left by an unfinished build (no index) and, with ``overwrite``, the old store's shards
-    and index are deleted first. Use as a context manager: on an exception the open shard is dropped and
-    no index is written. Shards are written by the token store's :class:`ShardFile` (staged, hashed,
-    committed whole).
+    ``fingerprint`` (a dict, e.g. tokenizer and codec fingerprints and the build options) must match the
+    journal's when resuming, else ``ValueError``; a store that is complete (has ``index.json``) is
+    refused unless ``overwrite``, which deletes it first (also any other kind of store at ``uri`` is
+    refused). :attr:`committed_keys` and :attr:`notes` (the journal notes of committed shards, in order)
+    tell the caller what is already done. Use as a context manager: on an exception the open shard is
+    dropped, committed shards stay for a resume.
     """
 
-    def __init__(self, uri: str, limits: ShardLimits | None = None, overwrite: bool = False) -> None:
+    def __init__(self, uri: str, fingerprint: dict[str, Any] | None = None, limits: ShardLimits | None = None,
+                 overwrite: bool = False) -> None:
         self.uri = uri
         self.limits = limits or ShardLimits()
+        self.fingerprint = fingerprint or {}
         index_uri = storage.join(uri, INDEX_NAME)
         if storage.exists(index_uri):
             kind = json.loads(storage.read_bytes(index_uri)).get("format")
@@ -97,53 +119,110 @@ class SentenceStoreWriter:
                 raise FileExistsError(f"{uri} holds a {kind!r} store, not a sentence store; pick another output")
             if not overwrite:
                 raise FileExistsError(f"{uri} already holds a sentence store (index.json); pass --overwrite")
-            storage.remove(index_uri)
+        if overwrite:
+            for stale in [index_uri, *storage.glob(storage.join(uri, JOURNAL_DIR), "shard-*.json")]:
+                if storage.exists(stale):
+                    storage.remove(stale)
+        self._journal = read_journal(uri)
+        old = {json.dumps(e.notes.get("fingerprint"), sort_keys=True) for e in self._journal}
+        if old and old != {json.dumps(self.fingerprint, sort_keys=True)}:
+            raise ValueError(f"{uri} holds an unfinished build with other inputs/options/tokenizer "
+                             f"({sorted(old)[0]}); rerun it with the same arguments, or pass --overwrite")
+        self.committed_keys: set[str] = {k for e in self._journal for k in e.keys}
+        self._next = 1 + max((shard_index(e.shard.name) or 0 for e in self._journal), default=-1)
+        committed = {e.shard.name for e in self._journal}
         for stale in storage.glob(uri, "shard-*.tar"):
-            storage.remove(stale)
-        self.shards: list[ShardInfo] = []
+            if stale.rsplit("/", 1)[-1] not in committed:
+                log.warning("removing %s: no journal entry (left by an interrupted build)", stale)
+                storage.remove(stale)
+        if not storage.is_remote(uri):
+            for stale in storage.glob(uri, ".shard-*.tmp*"):
+                storage.remove(stale)
         self._file: ShardFile | None = None
+        self._info: ShardInfo | None = None
+        self._keys: list[str] = []
         self._closed = False
 
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        """The notes of every committed shard, in shard order."""
+        return [e.notes for e in self._journal]
+
+    @property
+    def shards(self) -> list[ShardInfo]:
+        return [e.shard for e in self._journal]
+
     def write(self, sentence: Sentence) -> None:
+        """Add one sentence; ``ValueError`` if its key is already in the store."""
+        self.write_members(sentence.key, sentence.task, sentence.strategy, sentence.num_tokens, sentence.members())
+
+    def write_members(self, key: str, task: str, strategy: str | None, num_tokens: int,
+                      members: list[tuple[str, bytes]]) -> None:
+        """Add one sentence already encoded (:meth:`Sentence.members`), with its counts for the index."""
         if self._closed:
             raise RuntimeError("writer is closed")
-        check_key(sentence.key)
+        if key in self.committed_keys or key in self._keys:
+            raise ValueError(f"sentence key {key!r} is already in {self.uri}")
         if self._file is None:
-            name = shard_name(len(self.shards))
-            self.shards.append(ShardInfo(name=name))
-            self._file = ShardFile(storage.join(self.uri, name))
-        shard = self.shards[-1]
-        self._file.add(sentence.members())
-        shard.samples += 1
-        shard.tokens += sentence.tokens
-        if shard.samples >= self.limits.max_samples or self._file.size >= self.limits.max_bytes:
-            self._commit()
+            name = shard_name(self._next)
+            self._next += 1
+            self._info, self._file, self._keys = ShardInfo(name=name), ShardFile(storage.join(self.uri, name)), []
+        self._file.add(members)
+        self._keys.append(key)
+        self._info.samples += 1
+        self._info.tokens += num_tokens
+        _bump(self._info.tasks, task, num_tokens)
+        _bump(self._info.strategies, strategy, num_tokens)
 
-    def _commit(self) -> None:
-        shard = self.shards[-1]
-        shard.bytes, shard.sha256 = self._file.commit()
-        self._file = None
+    def full(self) -> bool:
+        """Whether the open shard has reached its limits (the caller then calls :meth:`commit`)."""
+        return self._file is not None and (
+            len(self._keys) >= self.limits.max_samples or self._file.size >= self.limits.max_bytes)
 
-    def close(self, **fields: Any) -> dict[str, Any]:
-        """Commit the open shard, then write ``index.json`` with ``fields`` (task, totals, ...) merged in."""
-        if self._file is not None:
-            self._commit()
+    def commit(self, notes: dict[str, Any] | None = None) -> ShardInfo | None:
+        """Commit the open shard with ``notes`` in its journal entry (None if no shard is open)."""
+        if self._file is None:
+            return None
+        self._info.bytes, self._info.sha256 = self._file.commit()
+        entry = JournalEntry(self._info, self._keys, {**(notes or {}), "fingerprint": self.fingerprint})
+        journal_uri = storage.join(self.uri, JOURNAL_DIR, self._info.name.removesuffix(".tar") + ".json")
+        storage.atomic_write_bytes(journal_uri, entry.to_json())
+        self._journal.append(entry)
+        self.committed_keys.update(self._keys)
+        self._file, self._info, self._keys = None, None, []
+        return entry.shard
+
+    def close(self, notes: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        """Commit the open shard, then write ``index.json`` with ``fields`` merged in; returns the index."""
+        self.commit(notes)
         self._closed = True
+        shards = self.shards
+        tasks: dict[str, Counter] = {}
+        strategies: dict[str, Counter] = {}
+        for s in shards:
+            for table, per in ((tasks, s.tasks), (strategies, s.strategies)):
+                for name, (n, t) in per.items():
+                    table.setdefault(name, Counter()).update(samples=n, tokens=t)
         index = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **fields,
-            "shards": [asdict(s) for s in self.shards],
+            "tasks": {k: dict(v) for k, v in sorted(tasks.items())},
+            "strategies": {k: dict(v) for k, v in sorted(strategies.items())},
+            "totals": {"shards": len(shards), "samples": sum(s.samples for s in shards),
+                       "tokens": sum(s.tokens for s in shards), "bytes": sum(s.bytes for s in shards)},
+            "shards": [asdict(s) for s in shards],
         }
-        storage.atomic_write_bytes(storage.join(self.uri, INDEX_NAME), json.dumps(index, indent=1).encode())
+        storage.atomic_write_bytes(storage.join(self.uri, INDEX_NAME),
+                                   json.dumps(index, indent=1, ensure_ascii=False).encode("utf-8"))
         return index
 
     def abort(self) -> None:
+        """Drop the open shard (committed shards and their journal stay, so a rerun resumes)."""
         if self._file is not None:
             self._file.abort()
-            self._file = None
-            self.shards.pop()
+            self._file, self._info, self._keys = None, None, []
         self._closed = True
 
     def __enter__(self) -> SentenceStoreWriter:
@@ -157,31 +236,78 @@ class SentenceStoreWriter:
 
 
 def read_index(uri: str) -> dict[str, Any]:
-    """The store's ``index.json``; ``FileNotFoundError`` if the store is missing or incomplete."""
+    """The store's ``index.json``.
+
+    ``FileNotFoundError`` if the store is missing or unfinished; ``ValueError`` for another format or a
+    version-1 store (rebuild it with ``uniaudio sentences build``) or a newer version.
+    """
     index_uri = storage.join(uri, INDEX_NAME)
     if not storage.exists(index_uri):
-        raise FileNotFoundError(f"{uri}: no {INDEX_NAME} (not a sentence store, or its build did not finish)")
+        raise FileNotFoundError(f"{uri}: no {INDEX_NAME} (not a sentence store, or its build did not finish; "
+                                "rerun the build to resume it)")
     index = json.loads(storage.read_bytes(index_uri))
     if index.get("format") != FORMAT_NAME:
         raise ValueError(f"{uri}: {INDEX_NAME} is not a {FORMAT_NAME} index (format {index.get('format')!r})")
+    version = int(index.get("version", 0))
+    if version < FORMAT_VERSION:
+        raise ValueError(f"{uri}: a version-{version} sentence store (text only, before sentence store v2); "
+                         "rebuild it with `uniaudio sentences build text-only OUT --text IN`")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{uri}: sentence store version {version} is newer than this uniaudio ({FORMAT_VERSION})")
     return index
 
 
-def iter_sentences(uri: str) -> Iterator[Sentence]:
-    """Every sentence of a complete store, in shard order (each shard read once, sequentially)."""
-    for shard in read_index(uri)["shards"]:
-        shard_uri = storage.join(uri, shard["name"])
-        with storage.open_uri(shard_uri) as f:
-            first: tuple[str, bytes] | None = None
-            for member in iter_members(f, shard_uri):
-                if first is None:
-                    first = member
-                    continue
-                (name, text), (json_name, meta), first = first, member, None
-                key, ext = split_member(name)
-                if ext != TEXT_MEMBER or json_name != f"{key}.json":
-                    raise StoreReadError(f"{shard_uri}: expected {key}.{TEXT_MEMBER} then {key}.json, got "
-                                         f"{name}, {json_name}")
-                yield Sentence(key=key, text=load_npy(text), meta=json.loads(meta))
-            if first is not None:
-                raise StoreReadError(f"{shard_uri}: {first[0]} is not followed by its .json member")
+def shard_uris(uri: str, index: dict[str, Any] | None = None) -> list[str]:
+    """URIs of a complete store's shards, in order."""
+    return [storage.join(uri, s["name"]) for s in (index or read_index(uri))["shards"]]
+
+
+def decode_member(ext: str, data: bytes, where: str) -> Any:
+    """A member's JSON or ``.npy`` content (no pickle); :class:`StoreReadError` naming ``where``."""
+    try:
+        return json.loads(data) if ext == "json" else load_npy(data)
+    except ValueError as e:
+        raise StoreReadError(f"{where}: cannot decode ({e})") from e
+
+
+def iter_shard(shard_uri: str, keys: Iterable[str] | None = None) -> Iterator[Sentence]:
+    """The sentences of one shard, in order (only ``keys`` if given). Members of a sentence must be
+    adjacent, ``<key>.json`` first; anything else raises :class:`StoreReadError` naming the shard."""
+    wanted = set(keys) if keys is not None else None
+    with storage.open_uri(shard_uri) as f:
+        key: str | None = None
+        header: dict[str, Any] | None = None
+        arrays: dict[str, Any] = {}
+        seen: set[str] = set()
+
+        def finish() -> Iterator[Sentence]:
+            if key is not None and (wanted is None or key in wanted):
+                try:
+                    yield sentence_from_members(key, header, arrays, shard_uri)
+                except ValueError as e:
+                    raise StoreReadError(str(e)) from e
+
+        for name, data in iter_members(f, shard_uri):
+            k, ext = split_member(name)
+            if k != key:
+                yield from finish()
+                if ext != "json":
+                    raise StoreReadError(f"{shard_uri}: member {name!r} is not preceded by {k}.json")
+                if k in seen:
+                    raise StoreReadError(f"{shard_uri}: key {k!r} appears twice (members not adjacent)")
+                seen.add(k)
+                key, arrays = k, {}
+                header = decode_member(ext, data, f"{shard_uri}:{name}")
+                continue
+            if ext in arrays or ext == "json":
+                raise StoreReadError(f"{shard_uri}: member {name!r} appears twice")
+            if wanted is None or k in wanted:
+                arrays[ext] = decode_member(ext, data, f"{shard_uri}:{name}")
+        yield from finish()
+
+
+def iter_sentences(uri: str, keys: Iterable[str] | None = None) -> Iterator[Sentence]:
+    """Every sentence of a complete store (or only ``keys``), shard by shard."""
+    wanted = set(keys) if keys is not None else None
+    for shard in shard_uris(uri):
+        yield from iter_shard(shard, wanted)

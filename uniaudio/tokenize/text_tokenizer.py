@@ -19,6 +19,12 @@ Contract:
   reserved special tokens of the stock LLaMA-3.2 vocabulary.
 
 :func:`train_tiny_tokenizer` builds a small tokenizer in the same arrangement for tests and the demo.
+
+Without a folder (``TextTokenizer.load(None)``) the **default tokenizer** is used: a byte-level BPE of 2048
+pieces trained by the project (with :func:`train_tiny_tokenizer`, on the project's own documentation) and
+shipped as package data in ``uniaudio/tokenize/default_text_tokenizer/tokenizer.json``, in the same
+special-id arrangement (``<|begin_of_text|>`` = 2048), so every command works without extra files.
+Being byte-level without normaliser, it round-trips every string exactly, like LLaMA-3.2's.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ from tokenizers import Tokenizer
 from uniaudio.core import storage
 from uniaudio.core.token_space import TextTokens
 
-__all__ = ["BEGIN_OF_TEXT", "END_OF_TEXT", "TextTokenizer", "train_tiny_tokenizer"]
+__all__ = ["BEGIN_OF_TEXT", "DEFAULT_TOKENIZER_DIR", "END_OF_TEXT", "TextTokenizer", "train_tiny_tokenizer"]
 
 BEGIN_OF_TEXT = "<|begin_of_text|>"
 END_OF_TEXT = "<|end_of_text|>"
+DEFAULT_TOKENIZER_DIR = Path(__file__).with_name("default_text_tokenizer")
 _FETCH_HINT = 'huggingface-cli download meta-llama/Llama-3.2-1B --include "tokenizer*" --local-dir DIR'
 
 
@@ -50,14 +57,15 @@ class TextTokenizer:
     sha256: str
 
     @classmethod
-    def load(cls, path: str | Path, specials: TextTokens | None = None) -> TextTokenizer:
-        """Load ``path`` (folder or ``s3://`` prefix holding ``tokenizer.json``, or the file).
+    def load(cls, path: str | Path | None, specials: TextTokens | None = None) -> TextTokenizer:
+        """Load ``path`` (folder or ``s3://`` prefix holding ``tokenizer.json``, or the file); ``None``: the
+        default tokenizer shipped with the package (:data:`DEFAULT_TOKENIZER_DIR`).
 
         ``specials`` defaults to the LLaMA-3.2 arrangement anchored at the vocabulary's
         ``<|begin_of_text|>``. Raises ``FileNotFoundError`` (with the download command) when there is no
         ``tokenizer.json``, ``ValueError`` when the special tokens do not fit the vocabulary.
         """
-        uri = str(path)
+        uri = str(DEFAULT_TOKENIZER_DIR if path is None else path)
         file = uri if uri.endswith(".json") else storage.join(uri, "tokenizer.json")
         if not storage.exists(file):
             msg = f"no tokenizer.json at {path}; fetch one on a connected machine with: {_FETCH_HINT}"
@@ -103,9 +111,15 @@ class TextTokenizer:
         """The text of ``ids``; special tokens are kept as their strings."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)
 
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the vocabulary: the first 16 hex digits of the ``tokenizer.json`` sha256."""
+        return self.sha256[:16]
+
     def describe(self) -> dict[str, object]:
-        """Provenance for store indexes: file, checksum, vocabulary size, begin/end-of-text ids."""
-        return {"path": self.path, "sha256": self.sha256, "vocab_size": self.vocab_size,
+        """Provenance for store indexes: file, checksum, fingerprint, vocabulary size, begin/end-of-text ids."""
+        return {"path": self.path, "sha256": self.sha256, "fingerprint": self.fingerprint,
+                "vocab_size": self.vocab_size,
                 "bos_id": self.bos_id, "eos_id": self.eos_id}
 
 
