@@ -34,7 +34,7 @@ def _sentences(tok: TextTokenizer, shuffle: bool = False, seed: int = 0) -> list
         recon = rng.integers(0, 128, (8, 10)).astype(np.uint16)
         ids = tok.encode(text)
         if shuffle:  # the labels (scored segments) no longer follow from the inputs
-            ids = list(rng.permutation(ids))
+            ids = [int(i) for i in rng.permutation(ids)]
             recon = rng.permuted(recon, axis=1).astype(np.uint16)
             reason = rng.permuted(reason, axis=1).astype(np.uint16)
 
