@@ -67,7 +67,8 @@ def write_store(uri: str, records: list[dict], features: bool = False, shard_sam
             sample = random_sample(key, duration, seed=n, **rec)
             if features:
                 t_s = sample.recon.shape[1]
-                sample.extras["hubert"] = np.random.default_rng(n).standard_normal((t_s * 2, 4)).astype(np.float16)
+                # (D, T) as `shards build --distill-features` writes them
+                sample.extras["hubert"] = np.random.default_rng(n).standard_normal((4, t_s * 2)).astype(np.float16)
             writer.write(sample)
     return uri
 

@@ -28,7 +28,7 @@ def test_segment_cuts_2_to_8_consecutive_parts_on_the_grid(token_stores):
         for a in audio[:-1]:  # every inner cut on the shared grid: 2 reasoning = 5 reconstruction frames
             assert a.reason.shape[1] % 2 == 0 and a.recon.shape[1] == a.reason.shape[1] // 2 * 5
         feats = np.concatenate([a.features["hubert"] for a in audio])
-        assert (feats == src.extras["hubert"]).all()
+        assert (feats == src.extras["hubert"].T).all()  # (D, T) in the token store, (T, D) in sentences
     assert len(counts) > 1
 
 

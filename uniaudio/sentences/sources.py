@@ -108,8 +108,12 @@ def list_input_shards(stores: list[str], pools: dict[str, str] | None = None) ->
 
 
 def read_input_shard(shard: InputShard | dict[str, Any]) -> list[SourceSample]:
-    """The samples of one input shard, in order, with their pool (the store override, else the source's)."""
+    """The samples of one input shard, in order, with their pool (the store override, else the source's).
+
+    Distillation features are stored (D, T_s) in token stores and become (T_s, D) here, the layout of sentence
+    stores and of the model's ``AudioSegment.features``."""
     s = shard if isinstance(shard, InputShard) else InputShard(**shard)
-    return [SourceSample(key=t.key, reason=t.reason, recon=t.recon, meta=t.meta, features=dict(t.extras),
+    return [SourceSample(key=t.key, reason=t.reason, recon=t.recon, meta=t.meta,
+                         features={name: np.ascontiguousarray(v.T) for name, v in t.extras.items()},
                          store=s.store, pool=s.pool or pool_of(t.meta.get("source")))
             for t in iter_shard(s.uri)]
