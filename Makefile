@@ -31,7 +31,7 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: setup
-	bash scripts/demo.sh $(VENV)
+	$(VENV)/bin/uniaudio demo --workdir demo-out
 
 lint: setup
 	$(VENV)/bin/ruff check uniaudio tests bench

@@ -16,12 +16,22 @@ no resampling, no waveforms out), so they are not a like-for-like comparison wit
 
 Ray start-up is excluded (one warm-up pass runs first). Goal (issue 3): at least 200x real time per
 core, and the Ray stage within 25% of the bare loop. Run: ``python bench/ingest_bench.py``.
+
+``--scale 5000,40000`` (issue 14) measures instead the driver's memory against corpus size: one NeMo
+manifest of N lines (a few short clips reused under N ids through hard links), then ``ingest`` and
+``shards build`` (tiny codec) of it, each in a fresh process; reported per command and N: the
+driver's peak RSS (``ru_maxrss``), its RSS once Ray is up, and the growth from the smallest N. Goal:
+peak RSS flat (under 25 MiB more) from 5,000 to 40,000 records.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,6 +117,66 @@ def bench_stage_ray(paths: list[Path], batch_size: int, cpus: int, keep_audio: b
     return run()
 
 
+def _write_manifest(root: Path, records: int, clips: int = 8, seconds: float = 0.6) -> Path:
+    """A NeMo manifest of ``records`` lines over ``clips`` synthetic clips, each reused via hard links."""
+    sources = [write_audio(root / "src" / f"s{i}.wav", seconds, 16000, seed=i) for i in range(clips)]
+    (root / "clips").mkdir(exist_ok=True)
+    manifest = root / "manifest.jsonl"
+    with manifest.open("w") as f:
+        for i in range(records):
+            link = root / "clips" / f"{i:07d}.wav"
+            if not link.exists():
+                os.link(sources[i % clips], link)
+            f.write(json.dumps({"audio_filepath": f"clips/{i:07d}.wav", "duration": seconds, "text": f"clip {i}"}))
+            f.write("\n")
+    return manifest
+
+
+def scale_run(command: str, manifest: Path, out: Path, cpus: int) -> dict[str, float]:
+    """One ``ingest`` or ``shards build`` of ``manifest`` in this process; the driver's memory (MiB)."""
+    import psutil
+
+    from uniaudio.pipelines.build import BuildConfig, run_build
+    from uniaudio.pipelines.ingest import IngestConfig, run_ingest
+
+    ray = RayConfig(num_cpus=cpus)
+    ensure_ray(ray)
+    after_init = psutil.Process().memory_info().rss
+    start = time.perf_counter()
+    if command == "ingest":
+        summary = run_ingest(IngestConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray))
+        records = summary["records"]
+    else:
+        summary = run_build(BuildConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray))
+        records = summary["store"]["samples"]
+    return {"records": records, "seconds": round(time.perf_counter() - start, 1),
+            "rss_after_ray_init_mib": round(after_init / 2**20, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def scale_main(args: argparse.Namespace) -> None:
+    sizes = sorted(int(n) for n in args.scale.split(","))
+    results: dict[str, dict[int, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        for n in sizes:
+            manifest = _write_manifest(Path(tmp) / f"n{n}", n)
+            for command in args.commands.split(","):
+                out = Path(tmp) / f"out-{command}-{n}"
+                proc = subprocess.run([sys.executable, __file__, "--scale-run", command, str(manifest), str(out),
+                                       "--cpus", str(args.cpus)], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    sys.exit(f"{command} of {n} records failed:\n{proc.stderr[-4000:]}")
+                results.setdefault(command, {})[n] = json.loads(proc.stdout.strip().splitlines()[-1])
+                print(command, n, results[command][n], flush=True)
+    for runs in results.values():
+        base = runs[sizes[0]]["peak_rss_mib"]
+        for run in runs.values():
+            run["peak_growth_mib"] = round(run["peak_rss_mib"] - base, 1)
+    print(json.dumps(results, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=480)
@@ -115,7 +185,17 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs for the stage-ray run")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--tmp", type=Path, help="directory for the synthetic FLAC files (default: system temp)")
+    parser.add_argument("--scale", help="driver memory mode: comma-separated manifest sizes, e.g. 5000,40000")
+    parser.add_argument("--commands", default="ingest,build", help="with --scale: ingest and/or build")
+    parser.add_argument("--scale-run", nargs=3, metavar=("COMMAND", "MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scale_run:
+        command, manifest, out = args.scale_run
+        print(json.dumps(scale_run(command, Path(manifest), Path(out), args.cpus)))
+        return
+    if args.scale:
+        scale_main(args)
+        return
 
     audio_s = args.clips * args.seconds
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:

@@ -20,7 +20,8 @@ RANK = {
     "train": 4,
     "eval": 5,
     "testing": 5,  # fixture generators, used by tests, the demo and `sources fixtures`
-    "cli": 6,
+    "demo": 6,  # runs every stage through the CLI
+    "cli": 7,
 }
 
 

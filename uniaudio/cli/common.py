@@ -112,3 +112,15 @@ def print_ray_log_note(console: Console) -> None:
     path = ray_logs.ray_log_path()
     if path is not None:
         console.print(f"[dim]Ray's own log lines: {path} (uniaudio --verbose shows them)[/dim]")
+
+
+def exit_if_partitions_failed(summary: dict[str, Any], console: Console) -> None:
+    """Name the partitions that failed with persisting I/O errors and exit 1; a re-run retries them."""
+    failed = summary.get("failed_partitions") or {}
+    if not failed:
+        return
+    console.print(f"[red]{len(failed)} partition(s) failed[/red] with I/O errors that persisted through the retries "
+                  "(no done-marker written; re-run the same command to retry them):")
+    for partition, detail in failed.items():
+        console.print(f"  - {partition}: {detail}", markup=False, highlight=False)
+    raise typer.Exit(1)

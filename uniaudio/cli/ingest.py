@@ -29,11 +29,13 @@ from uniaudio.cli.common import (
     Split,
     Window,
     audio_filters,
+    exit_if_partitions_failed,
     merge_hf_options,
     parse_source_options,
     print_ray_log_note,
 )
 from uniaudio.core.ray_runtime import RayConfig
+from uniaudio.core.retry import TransientIOError
 from uniaudio.pipelines.audio_stage import AudioStageConfig
 from uniaudio.pipelines.ingest import IngestConfig, dry_run, run_ingest
 from uniaudio.pipelines.progress import PartitionProgress, render_summary
@@ -98,7 +100,11 @@ def ingest(
     except SourceError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
+    except TransientIOError as err:
+        console.print(f"[red]storage error:[/red] {err}\nNothing is lost: re-run the same command to resume.")
+        raise typer.Exit(1) from err
     render_summary(summary, console)
     if not dry:
         console.print(f"summary written to {output_uri.rstrip('/')}/summary.json")
     print_ray_log_note(console)
+    exit_if_partitions_failed(summary, console)

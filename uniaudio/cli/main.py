@@ -12,7 +12,10 @@ from typing import Annotated
 import typer
 
 from uniaudio.cli import codec, ingest, model, sentences, shards, sources
+from uniaudio.cli import demo as demo_cli
 from uniaudio.cli import eval as eval_cli
+from uniaudio.cli import jobs as cluster_jobs
+from uniaudio.cli import train as train_cli
 from uniaudio.core import ray_logs, storage
 
 app = typer.Typer(
@@ -31,7 +34,11 @@ app.add_typer(shards.app, name="shards", help="Build, validate, inspect and summ
 app.add_typer(codec.app, name="codec", help="ReasoningCodec: make tiny checkpoints, encode and decode audio.")
 app.add_typer(model.app, name="model", help="UniAudio 2.0 model: initialise, import and export checkpoints.")
 app.add_typer(sentences.app, name="sentences", help="Build training sentences from token stores and text.")
+app.command("demo")(demo_cli.demo)
 app.add_typer(eval_cli.app, name="eval", help="Score a checkpoint on a sentence store: token perplexity, ASR, TTS.")
+app.add_typer(train_cli.app, name="train")  # help: the callback's docstring (train, export, plot)
+app.command("submit")(cluster_jobs.submit)
+app.add_typer(cluster_jobs.app, name="jobs", help="Ray Jobs on a cluster: list, status, logs, stop.")
 
 
 @app.callback()

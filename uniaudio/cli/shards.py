@@ -32,6 +32,7 @@ from uniaudio.cli.common import (
     Split,
     Window,
     audio_filters,
+    exit_if_partitions_failed,
     merge_hf_options,
     parse_source_options,
     print_ray_log_note,
@@ -107,6 +108,7 @@ def build(
           --codec-dir /ckpt/uniaudio2_ckpt --workers 8 --gpus-per-worker 1 --ray-address auto
     """
     from uniaudio.core.ray_runtime import RayConfig
+    from uniaudio.core.retry import TransientIOError
     from uniaudio.core.shard_file import ShardLimits
     from uniaudio.pipelines.audio_stage import AudioStageConfig
     from uniaudio.pipelines.build import BuildConfig, run_build
@@ -145,7 +147,11 @@ def build(
     except (SourceError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
+    except TransientIOError as err:
+        console.print(f"[red]storage error:[/red] {err}\nNothing is lost: re-run the same command to resume.")
+        raise typer.Exit(1) from err
     _print_build_summary(summary)
+    exit_if_partitions_failed(summary, console)
 
 
 def _print_build_summary(summary: dict) -> None:

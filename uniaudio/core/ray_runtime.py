@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from uniaudio.core import ray_logs, storage
+from uniaudio.core import ray_logs, retry, storage
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ FORWARDED = (
     "DS_ACCELERATOR",
     "TORCH_EXTENSIONS_DIR",
     "PYTHONPATH",
+    *retry.ENV_VARS,
 )
 
 

@@ -9,6 +9,11 @@ override them through :func:`configure_s3`.
 Writes are atomic: :func:`atomic_write_bytes` and :func:`atomic_upload` write a temporary file and
 rename it (local) or upload one whole object (S3), so a reader never sees a partial file under its
 final name.
+
+Every whole-object operation here (read, stat, list, write, upload, remove) is retried on transient
+errors (S3 ``503 SlowDown``, connection resets, timeouts) with the bounded backoff of
+:mod:`uniaudio.core.retry`; one that persists raises :class:`~uniaudio.core.retry.TransientIOError`.
+:func:`open_uri` retries the open only: a stream that breaks later is the reader's to retry.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 import fsspec
+
+from uniaudio.core.retry import retry_io
 
 __all__ = [
     "S3Options",
@@ -181,27 +188,34 @@ def pyarrow_filesystem(uri: str):
 
 def open_uri(uri: str, mode: str = "rb", **kwargs: Any) -> IO:
     """Open a URI for streaming I/O. Prefer :func:`atomic_write_bytes` / :func:`atomic_upload` for outputs."""
-    return filesystem(uri).open(strip_scheme(uri), mode, **kwargs)
+    return retry_io(lambda: filesystem(uri).open(strip_scheme(uri), mode, **kwargs), f"opening {uri}")
 
 
 def read_bytes(uri: str) -> bytes:
-    with open_uri(uri, "rb") as f:
-        return f.read()
+    def read() -> bytes:
+        with filesystem(uri).open(strip_scheme(uri), "rb") as f:
+            return f.read()
+
+    return retry_io(read, f"reading {uri}")
 
 
 def exists(uri: str) -> bool:
-    return filesystem(uri).exists(strip_scheme(uri))
+    return retry_io(lambda: filesystem(uri).exists(strip_scheme(uri)), f"checking {uri}")
 
 
 def size(uri: str) -> int:
-    return int(filesystem(uri).size(strip_scheme(uri)))
+    return int(retry_io(lambda: filesystem(uri).size(strip_scheme(uri)), f"stat of {uri}"))
 
 
 def remove(uri: str) -> None:
     fs = filesystem(uri)
     path = strip_scheme(uri)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+
+    def rm() -> None:
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+    retry_io(rm, f"removing {uri}")
 
 
 def _with_scheme(uri: str, path: str) -> str:
@@ -215,26 +229,35 @@ def list_dir(uri: str) -> list[str]:
     """Immediate children of a directory/prefix as full URIs, sorted; empty if it does not exist."""
     fs = filesystem(uri)
     path = strip_scheme(uri).rstrip("/")
-    if not fs.exists(path):
-        return []
-    with contextlib.suppress(AttributeError):
-        fs.invalidate_cache(path)
-    return sorted(_with_scheme(uri, p) for p in fs.ls(path, detail=False) if p.rstrip("/") != path)
+
+    def ls() -> list[str]:
+        if not fs.exists(path):
+            return []
+        with contextlib.suppress(AttributeError):
+            fs.invalidate_cache(path)
+        return fs.ls(path, detail=False)
+
+    return sorted(_with_scheme(uri, p) for p in retry_io(ls, f"listing {uri}") if p.rstrip("/") != path)
 
 
 def glob(uri: str, pattern: str) -> list[str]:
     """Files under ``uri`` matching a glob ``pattern`` (``**`` recurses), as full URIs, sorted."""
     fs = filesystem(uri)
     base = strip_scheme(uri).rstrip("/")
-    with contextlib.suppress(AttributeError):
-        fs.invalidate_cache(base)
-    return sorted(_with_scheme(uri, p) for p in fs.glob(f"{base}/{pattern}"))
+
+    def match() -> list[str]:
+        with contextlib.suppress(AttributeError):
+            fs.invalidate_cache(base)
+        return fs.glob(f"{base}/{pattern}")
+
+    return sorted(_with_scheme(uri, p) for p in retry_io(match, f"listing {uri}/{pattern}"))
 
 
 def atomic_write_bytes(uri: str, data: bytes) -> None:
     """Write ``data`` to ``uri`` so readers see the old object, or the new one, never a partial one."""
     if is_remote(uri):
-        filesystem(uri).pipe_file(strip_scheme(uri), data)  # one PUT: the object appears whole
+        # one PUT: the object appears whole; a retried PUT rewrites the same bytes
+        retry_io(lambda: filesystem(uri).pipe_file(strip_scheme(uri), data), f"writing {uri}")
         return
     path = Path(strip_scheme(uri))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -253,7 +276,7 @@ def atomic_upload(local_path: str | Path, uri: str) -> None:
     """Move a finished local file to ``uri`` atomically (rename locally, single upload to S3)."""
     local_path = Path(local_path)
     if is_remote(uri):
-        filesystem(uri).put_file(str(local_path), strip_scheme(uri))
+        retry_io(lambda: filesystem(uri).put_file(str(local_path), strip_scheme(uri)), f"uploading {uri}")
         local_path.unlink(missing_ok=True)
         return
     dest = Path(strip_scheme(uri))
@@ -269,7 +292,7 @@ def upload_tree(local_dir: str | Path, uri: str) -> str:
     for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
         dest = join(uri, *path.relative_to(local_dir).parts)
         if is_remote(uri):
-            filesystem(uri).put_file(str(path), strip_scheme(dest))
+            retry_io(lambda: filesystem(uri).put_file(str(path), strip_scheme(dest)), f"uploading {dest}")  # noqa: B023
         else:
             Path(dest).parent.mkdir(parents=True, exist_ok=True)
             Path(dest).write_bytes(path.read_bytes())

@@ -11,8 +11,12 @@ Contract:
   mp3, ogg/vorbis, opus; opus always at 48 kHz). Only the requested segment is read: soundfile
   seeks to ``offset_s`` and reads ``duration_s`` worth of frames, so a short segment of an hour-long
   file is not decoded whole. Nothing is written to temporary files and nothing is unpickled.
-* Every failure is an :class:`AudioReadError` carrying the :class:`RejectReason` (``missing_file``,
-  ``zero_byte``, ``undecodable``, ``malformed_metadata``) and a detail naming the file and member.
+* Every content failure is an :class:`AudioReadError` carrying the :class:`RejectReason`
+  (``missing_file``, ``zero_byte``, ``undecodable``, ``malformed_metadata``) and a detail naming the
+  file and member.
+* Transient I/O errors (:func:`uniaudio.core.retry.is_transient`: S3 503s, connection resets,
+  timeouts) are never turned into rejects: a container is read again, a remote byte range is fetched
+  again (bounded backoff); one that persists raises :class:`~uniaudio.core.retry.TransientIOError`.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ import numpy as np
 import soundfile as sf
 
 from uniaudio.core import storage
+from uniaudio.core.retry import TransientIOError, is_transient, retry_io
 from uniaudio.pipelines.records import RejectReason, parse_parquet_member
 from uniaudio.pipelines.sources.hf_tables import TABLE_SUFFIXES, read_audio_cell
 
 __all__ = [
     "AudioReadError",
     "Decoded",
+    "RetryingReader",
     "container_kind",
     "decode",
     "describe",
@@ -141,6 +147,8 @@ def _read_tgz(audio_uri: str, wanted: set[str]) -> dict[str, bytes]:
                     if len(found) == len(wanted):
                         break
     except (tarfile.TarError, EOFError, OSError) as exc:
+        if is_transient(exc):
+            raise
         raise AudioReadError(RejectReason.UNDECODABLE, f"unreadable tar {audio_uri}: {exc}") from exc
     return found
 
@@ -154,6 +162,8 @@ def _read_zip(audio_uri: str, wanted: set[str]) -> dict[str, bytes]:
             for member in wanted & names:
                 found[member] = zf.read(member)
     except (zipfile.BadZipFile, OSError) as exc:
+        if is_transient(exc):
+            raise
         raise AudioReadError(RejectReason.UNDECODABLE, f"unreadable zip {audio_uri}: {exc}") from exc
     return found
 
@@ -177,7 +187,8 @@ def read_members(audio_uri: str, members: Iterable[str]) -> dict[str, bytes | Au
     """Encoded bytes of each member of one container, read in one pass; failures per member.
 
     A container that is missing or unreadable as a whole makes every member an error with the same
-    reason. Zero-byte members are reported as ``zero_byte`` errors.
+    reason. Zero-byte members are reported as ``zero_byte`` errors. Transient errors re-read the
+    container; one that persists raises :class:`~uniaudio.core.retry.TransientIOError`.
     """
     wanted = set(members)
     kind = container_kind(audio_uri)
@@ -185,7 +196,9 @@ def read_members(audio_uri: str, members: Iterable[str]) -> dict[str, bytes | Au
         err = AudioReadError(RejectReason.MALFORMED_METADATA, f"{audio_uri} is not a container but has members")
         return dict.fromkeys(wanted, err)
     try:
-        found: dict[str, bytes | AudioReadError] = dict(_READERS[kind](audio_uri, wanted))
+        found: dict[str, bytes | AudioReadError] = dict(
+            retry_io(lambda: _READERS[kind](audio_uri, wanted), f"reading {audio_uri}")
+        )
     except AudioReadError as err:
         return dict.fromkeys(wanted, err)
     out: dict[str, bytes | AudioReadError] = {}
@@ -240,7 +253,55 @@ def open_audio(audio_uri: str, member: str | None = None) -> Iterator[str | IO[b
         yield storage.strip_scheme(audio_uri)
         return
     with storage.open_uri(audio_uri) as f:
-        yield f
+        yield RetryingReader(f, audio_uri)
+
+
+class RetryingReader(io.RawIOBase):
+    """A seekable remote file whose reads are retried on transient errors (fetching the range again).
+
+    libsndfile reads through Python callbacks that cannot raise; a read that still fails after the
+    retries is kept in :attr:`error` and :func:`decode` raises it instead of a decoding error.
+    """
+
+    def __init__(self, f: IO[bytes], name: str) -> None:
+        super().__init__()
+        self._f = f
+        self._name = name
+        self.error: TransientIOError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        start = self._f.tell()
+
+        def attempt() -> bytes:
+            self._f.seek(start)
+            return self._f.read(size)
+
+        try:
+            return retry_io(attempt, f"reading {self._name} at byte {start}")
+        except TransientIOError as exc:
+            self.error = exc
+            raise
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        """soundfile's read callback: a persisting error ends the stream here (kept in :attr:`error`)."""
+        try:
+            data = self.read(len(buffer))
+        except TransientIOError:
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def decode(
@@ -265,5 +326,15 @@ def decode(
             frames = -1 if duration_s is None else max(0, int(round(duration_s * sr)))
             samples = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+        _raise_read_error(data)
+        if is_transient(exc):
+            raise
         raise AudioReadError(RejectReason.UNDECODABLE, f"cannot decode {name}: {exc}") from exc
+    _raise_read_error(data)
     return Decoded(samples=np.ascontiguousarray(samples), sample_rate=sr)
+
+
+def _raise_read_error(data: object) -> None:
+    """Raise the I/O error a :class:`RetryingReader` swallowed inside libsndfile's callbacks, if any."""
+    if isinstance(data, RetryingReader) and data.error is not None:
+        raise data.error

@@ -10,7 +10,9 @@ Contract (one input row may give several output rows; every input row gives at l
   segment or window actually decoded, and the source's sample rate), plus
 
   - ``reason``/``detail``: ``None`` for a kept row; else the :class:`RejectReason` value and a detail
-    naming the file/member (reject rows carry no audio);
+    naming the file/member (reject rows carry no audio); ``io_failure`` when the audio could not be
+    read because of an I/O error that persisted through the retries (not a reject: see
+    :mod:`~uniaudio.pipelines.io_failures`);
   - ``fanout``: how many output rows the row's input produced (lets consumers know when all outputs of
     an input have arrived, however Ray Data splits blocks);
   - ``audio`` (``list<float32>``, mono at ``target_sr``; only when ``keep_audio``) and
@@ -50,8 +52,10 @@ import numpy as np
 import pyarrow as pa
 import soxr
 
+from uniaudio.core.retry import TransientIOError, is_transient
 from uniaudio.pipelines import audio_io
 from uniaudio.pipelines.audio_io import AudioReadError, Decoded
+from uniaudio.pipelines.io_failures import IO_FAILURE, failure_detail
 from uniaudio.pipelines.records import RECORD_SCHEMA, RejectReason
 
 if TYPE_CHECKING:
@@ -284,17 +288,27 @@ class AudioStage:
         except AudioReadError as err:
             return [self._reject(row, err.reason, err.detail)]
         except Exception as exc:  # noqa: BLE001 - a bad record becomes a reject, the run goes on
+            if is_transient(exc):  # persisting I/O error: the partition fails (no reject), a re-run retries
+                return [self._reject(row, IO_FAILURE, failure_detail(f"reading {name}", exc))]
             log.warning("unexpected error on %s", name, exc_info=True)
             return [self._reject(row, RejectReason.UNDECODABLE, f"{name}: {type(exc).__name__}: {exc}")]
 
     # -- batches ------------------------------------------------------------------------------
+    @staticmethod
+    def _read_members(uri: str, names: list[str]) -> dict[str, bytes | AudioReadError | TransientIOError]:
+        """The container's members; a persisting I/O error stands in for every member (failure rows)."""
+        try:
+            return dict(audio_io.read_members(uri, names))
+        except TransientIOError as exc:
+            return dict.fromkeys(names, exc)
+
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Output rows for a batch of input rows, in input order; each container is read once."""
         by_container: dict[str, list[str]] = defaultdict(list)
         for row in rows:
             if row.get("member") is not None and row.get("reason") is None:
                 by_container[row["audio_uri"]].append(row["member"])
-        members = {uri: audio_io.read_members(uri, names) for uri, names in by_container.items()}
+        members = {uri: self._read_members(uri, names) for uri, names in by_container.items()}
         outputs: list[dict[str, Any]] = []
         for row in rows:
             member = row.get("member")
@@ -304,7 +318,9 @@ class AudioStage:
                 produced = self.process(row)
             else:
                 data = members[row["audio_uri"]][member]
-                if isinstance(data, AudioReadError):
+                if isinstance(data, TransientIOError):
+                    produced = [self._reject(row, IO_FAILURE, str(data))]
+                elif isinstance(data, AudioReadError):
                     produced = [self._reject(row, data.reason, data.detail)]
                 else:
                     produced = self.process(row, data)

@@ -5,12 +5,17 @@ Data flow (Ray Data; the driver only writes)::
     from_items(partitions) ─ flat_map(PartitionReadStage)        metadata, one CPU task per partition
                            ─ map_batches(AudioStage)               decode, 24 kHz mono, cut, filter
                            ─ map_batches(TokenizeStage)            codec actors: GPUs on a cluster, CPU here
-                           ─ driver: per finished partition → TokenStoreWriter (shards), rejects part,
+                           ─ driver: each row as it arrives → TokenStoreWriter (shards staged on disk,
+                             committed when full); per finished partition: rejects part, then its
                              done-marker once the shard holding its last sample is committed
 
 Output under ``OUTPUT_URI``: the token store (``shard-*.tar``, ``_journal/``, ``index.json``; see
 docs/formats.md), ``rejects/part-<h>.parquet`` (``key, source, reason, detail``), ``_progress/<h>.json``
-(one done-marker per finished input partition) and ``build-summary.json``.
+(one done-marker per finished input partition), ``build-settings.json`` (the settings the store was
+built with: a run with other settings is refused, :class:`BuildSettingsChanged`, unless ``force``) and
+``build-summary.json``. The driver holds no partition's samples (memory does not grow with partition
+size); a record whose key breaks the key rule (:func:`uniaudio.core.keys.check_key`) is an
+``invalid_key`` reject.
 
 Resume: a re-run skips partitions with a done-marker of the same settings fingerprint and skips keys
 already committed to shards, so a crash at any point neither duplicates nor drops a key. A partition's
@@ -31,19 +36,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uniaudio.core import storage
+from uniaudio.core.keys import key_problem
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.shard_file import ShardLimits
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
 from uniaudio.pipelines.ingest import (
     OutputLayout,
+    PartitionTracker,
     load_markers,
     settings_fingerprint,
     source_dataset,
-    stream_partitions,
 )
+from uniaudio.pipelines.io_failures import PartitionFailures
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
 from uniaudio.pipelines.sources import Source, get_source
+from uniaudio.pipelines.sources.base import normalise_uri
 from uniaudio.pipelines.token_store import DuplicateKeyError, TokenSample, TokenStoreWriter, read_index, sample_metadata
 from uniaudio.pipelines.token_store.format import INDEX_NAME
 from uniaudio.pipelines.token_store.index import read_journal
@@ -53,11 +61,12 @@ from uniaudio.pipelines.tokenize_stage import (
     unpack_tokens,
 )
 
-__all__ = ["BuildConfig", "run_build"]
+__all__ = ["BuildConfig", "BuildSettingsChanged", "check_settings", "run_build"]
 
 log = logging.getLogger(__name__)
 
 SUMMARY_NAME = "build-summary.json"
+SETTINGS_NAME = "build-settings.json"
 _RECORD_META = ("text", "caption", "speaker", "language", "lyrics", "split")
 
 
@@ -91,12 +100,63 @@ class BuildConfig:
     def make_source(self) -> Source:
         return get_source(self.source)(self.input_uri, split=self.split, **self.source_options)
 
-    def fingerprint(self) -> str:
-        """Hash of what decides a partition's samples; markers written under other settings are redone."""
+    def settings(self, source: Source | None = None) -> dict[str, Any]:
+        """What decides a partition's samples, with URIs and paths normalised (``./x``, ``/abs/x`` and ``x/``
+        are one input); ``source.input_uri`` is used when given (a source may keep names verbatim)."""
         codec = {k: v for k, v in asdict(self.tokenize).items()
                  if k in ("codec", "codec_dir", "paths", "window_mode", "distill_features")}
-        return settings_fingerprint(source=self.source, input_uri=self.input_uri, split=self.split,
-                                    source_options=self.source_options, stage=asdict(self.stage), codec=codec)
+        if codec["codec_dir"]:
+            codec["codec_dir"] = normalise_uri(codec["codec_dir"])
+        codec["paths"] = {k: normalise_uri(v) for k, v in sorted(codec["paths"].items())}
+        input_uri = source.input_uri if source is not None else normalise_uri(self.input_uri)
+        return {"source": self.source, "input_uri": input_uri, "split": self.split,
+                "source_options": self.source_options, "stage": asdict(self.stage), "codec": codec}
+
+    def fingerprint(self, source: Source | None = None) -> str:
+        """Hash of :meth:`settings`; markers written under other settings are never taken as done."""
+        return settings_fingerprint(**self.settings(source))
+
+
+class BuildSettingsChanged(ValueError):
+    """The output holds a store built with other settings; adding to it would mix old and new samples."""
+
+
+def check_settings(config: BuildConfig, source: Source) -> None:
+    """Refuse (:class:`BuildSettingsChanged`) an output built with other settings; record them on a new one.
+
+    The settings live in ``OUTPUT_URI/build-settings.json`` (``{"fingerprint", "settings"}``), written
+    before the first shard; the message names the settings that differ. ``--force`` starts over instead.
+    """
+    uri = storage.join(config.output_uri, SETTINGS_NAME)
+    settings = json.loads(json.dumps(config.settings(source), default=str))
+    fingerprint = settings_fingerprint(**settings)
+    if storage.exists(uri):
+        old = json.loads(storage.read_bytes(uri))
+        if old.get("fingerprint") == fingerprint:
+            return
+        changed = _differences(old.get("settings") or {}, settings)
+        raise BuildSettingsChanged(
+            f"{config.output_uri} was built with other settings ({'; '.join(changed) or 'fingerprint differs'}); "
+            "adding to it would mix old and new samples: write to a new output, or pass --force to rebuild it")
+    if read_journal(config.output_uri):  # a store from before build-settings.json: its markers must agree
+        markers = storage.glob(OutputLayout(config.output_uri).progress, "*.json")
+        old_prints = {json.loads(storage.read_bytes(marker)).get("fingerprint") for marker in markers}
+        if old_prints != {fingerprint}:
+            raise BuildSettingsChanged(
+                f"{config.output_uri} holds shards built with other or unknown settings (no {SETTINGS_NAME}): "
+                "write to a new output, or pass --force to rebuild it")
+    storage.atomic_write_bytes(uri, json.dumps({"fingerprint": fingerprint, "settings": settings}, indent=1).encode())
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{name}.")
+        elif a != b:
+            out.append(f"{prefix}{name}: {a!r} → {b!r}")
+    return out
 
 
 def _sample(row: dict[str, Any]) -> TokenSample:
@@ -123,20 +183,40 @@ def _reject_part(rows: list[dict[str, Any]]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-class _Driver:
-    """Driver-side bookkeeping of one run: writer, rejects, markers, tallies."""
+@dataclass
+class _Streaming:
+    """A partition of this run whose rows are still arriving: its tally and rejects so far."""
 
-    def __init__(self, config: BuildConfig, layout: OutputLayout, on_partition: Callable[[str, Tally], None] | None):
+    tally: Tally = field(default_factory=Tally)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    failed: bool = False
+
+
+class _Driver:
+    """Driver-side bookkeeping of one run: writer, rejects, markers, tallies.
+
+    Rows are taken one at a time as the stream yields them: a sample goes straight into the writer
+    (whose shard is staged on disk and committed when full), so the driver holds no partition's
+    samples, only per-partition counters, tallies and rejects. A partition's done-marker is written
+    once all its rows are in and the shard holding its last sample is committed.
+    """
+
+    def __init__(self, config: BuildConfig, layout: OutputLayout, on_partition: Callable[[str, Tally], None] | None,
+                 source: Source, failures: PartitionFailures):
         self.config = config
         self.layout = layout
-        self.fingerprint = config.fingerprint()
+        self.fingerprint = config.fingerprint(source)
         self.on_partition = on_partition
+        self.failures = failures
         #: finished partitions (earlier runs and this one) → their tallies
         self.done = {p: Tally.from_dict(m["tally"]) for p, m in load_markers(layout, self.fingerprint).items()
                      if m.get("complete")}
         self.journal = read_journal(config.output_uri)  # shards committed by earlier runs
         self.committed_keys = {k for e in self.journal for k in e.keys}
         self.writer: TokenStoreWriter | None = None
+        self.tracker = PartitionTracker()
+        self.streaming: dict[str, _Streaming] = {}
+        self.in_open_shard: set[str] = set()  # partitions with a sample in the shard being written
         self.waiting: list[tuple[str, Tally]] = []  # finished partitions whose samples are in the open shard
         self.tally = Tally()
         self.tokens = 0
@@ -147,6 +227,7 @@ class _Driver:
         return self.writer
 
     def _committed(self, *_: Any) -> None:
+        self.in_open_shard.clear()
         for partition, tally in self.waiting:
             self._mark_done(partition, tally)
         self.waiting = []
@@ -158,37 +239,62 @@ class _Driver:
         if self.on_partition:
             self.on_partition(partition, tally)
 
-    def partition(self, partition: str, rows: list[dict[str, Any]], complete: bool) -> None:
-        tally, rejects, wrote = Tally(), [], False
-        for row in rows:
-            if row.get("reason") is not None:
-                rejects.append({k: row.get(k) for k in REJECT_SCHEMA.names})
-                tally.add_reject(row.get("split"), row["reason"])
-                continue
-            if row["key"] in self.committed_keys:
-                tally.add_record(row.get("split"), row.get("duration_s"))
-                continue
+    def row(self, row: dict[str, Any]) -> None:
+        """Take one row of the stream; finishes its partition when it was the last one."""
+        partition = row["partition"]
+        state = self.streaming.setdefault(partition, _Streaming())
+        complete = self.tracker.add(row)
+        self._take(partition, state, row)
+        if complete:
+            self.finish(partition, self.streaming.pop(partition), complete=True)
+
+    def _reject(self, state: _Streaming, row: dict[str, Any], reason: str, detail: str) -> None:
+        state.rejects.append({"key": row["key"], "source": row["source"], "reason": reason, "detail": detail})
+        state.tally.add_reject(row.get("split"), reason)
+
+    def _take(self, partition: str, state: _Streaming, row: dict[str, Any]) -> None:
+        if self.failures.take(partition, [row])[1]:  # a persisting I/O error: no marker, redone next run
+            state.failed = True
+            return
+        if row.get("reason") is not None:
+            self._reject(state, row, row["reason"], row.get("detail"))
+            return
+        if (problem := key_problem(row["key"])) is not None:  # the same rule as ingest: a reject, not a crash
+            self._reject(state, row, RejectReason.INVALID_KEY.value, f"key {row['key']!r} in {partition}: {problem}")
+            return
+        if row["key"] not in self.committed_keys:
             writer = self._open_writer(json.loads(row["codec"]))
             sample = _sample(row)
+            self.in_open_shard.add(partition)  # before write: a shard it fills is committed inside write()
             try:
                 writer.write(sample)
             except DuplicateKeyError as e:  # two input records mapped to one key
-                rejects.append({"key": row["key"], "source": row["source"],
-                                "reason": RejectReason.DUPLICATE_KEY.value, "detail": str(e)})
-                tally.add_reject(row.get("split"), RejectReason.DUPLICATE_KEY.value)
-                continue
-            wrote = True
+                self._reject(state, row, RejectReason.DUPLICATE_KEY.value, str(e))
+                return
             self.tokens += sample.reason.size + sample.recon.size
-            tally.add_record(row.get("split"), row.get("duration_s"))
-        if rejects:
-            storage.atomic_write_bytes(self.layout.part("rejects", partition), _reject_part(rejects))
-        self.tally.merge(tally)
-        if not complete:
-            return  # cut short by --limit: its keys are committed, the partition is redone next time
-        if wrote:
-            self.waiting.append((partition, tally))
+        state.tally.add_record(row.get("split"), row.get("duration_s"))
+
+    def finish(self, partition: str, state: _Streaming, complete: bool) -> None:
+        """All rows of ``partition`` this run will see are in: rejects part, then marker (or not)."""
+        if state.rejects:
+            storage.atomic_write_bytes(self.layout.part("rejects", partition), _reject_part(state.rejects))
+        self.tally.merge(state.tally)
+        if not complete or state.failed:
+            return  # cut short by --limit, or failed: its keys are committed, the partition is redone next time
+        if partition in self.in_open_shard:
+            self.waiting.append((partition, state.tally))
         else:
-            self._mark_done(partition, tally)
+            self._mark_done(partition, state.tally)
+
+    def end_of_stream(self, todo: list[str], read_in_full: bool) -> None:
+        """Partitions still open were cut short; with ``read_in_full``, unseen ones had no rows at all."""
+        for partition, state in self.streaming.items():
+            self.finish(partition, state, complete=False)
+        self.streaming.clear()
+        if read_in_full:
+            for partition in todo:
+                if partition not in self.tracker.seen:
+                    self.finish(partition, _Streaming(), complete=True)
 
     def close(self) -> None:
         index_uri = storage.join(self.config.output_uri, INDEX_NAME)
@@ -230,7 +336,9 @@ def run_build(
     source = config.make_source()
     layout = OutputLayout(config.output_uri)
     partitions = source.partitions() if partitions is None else partitions
-    driver = _Driver(config, layout, on_partition)
+    check_settings(config, source)
+    failures = PartitionFailures()
+    driver = _Driver(config, layout, on_partition, source, failures)
     todo = [p for p in partitions if p not in driver.done]
     skipped = len(partitions) - len(todo)
     log.info("%s: %d partitions, %d already done", config.source, len(partitions), skipped)
@@ -240,14 +348,10 @@ def run_build(
         ds = source_dataset(source, todo, config.limit)
         ds = apply_audio_stage(ds, AudioStage(config.stage, batch_size=config.audio_batch_size))
         ds = apply_tokenize_stage(ds, tokenize, num_actors=num_actors)
-        seen = set()
-        for partition, rows, complete in stream_partitions(ds):
-            driver.partition(partition, rows, complete)
-            seen.add(partition)
-        if config.limit is None:
-            for partition in todo:  # read in full but produced no rows at all
-                if partition not in seen:
-                    driver.partition(partition, [], True)
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):  # one block at a time
+            for row in batch.to_pylist():
+                driver.row(row)
+        driver.end_of_stream(todo, read_in_full=config.limit is None)
     driver.close()
     elapsed = time.perf_counter() - started
     total = Tally()
@@ -267,6 +371,7 @@ def run_build(
         "this_run": {**driver.tally.to_dict(), "tokens": int(driver.tokens), "seconds_wall": round(elapsed, 3),
                      "audio_hours_per_second": round(driver.tally.hours / elapsed, 6) if elapsed > 0 else None},
         **total.to_dict(),
+        "failed_partitions": failures.as_dict(),
     }
     storage.atomic_write_bytes(storage.join(config.output_uri, SUMMARY_NAME), json.dumps(summary, indent=1).encode())
     return summary

@@ -12,13 +12,21 @@ Output layout under ``OUTPUT_URI`` (``<h>`` = first 16 hex digits of the SHA-1 o
 
     records/part-<h>.parquet   kept records (RECORD_SCHEMA; measured offset/duration/sample_rate)
     rejects/part-<h>.parquet   rejects (REJECT_SCHEMA: key, source, reason, detail)
-    _progress/<h>.json         done-marker: partition id, complete flag, settings fingerprint, tally
-    summary.json               records, hours, rejects by reason, per split, over all partitions
+    _progress/<h>.json         done-marker: partition id, complete flag, settings fingerprint, the parts
+                               written (name, rows, content hash), tally
+    summary.json               records, hours, rejects by reason, per split, over all partitions, and
+                               the settings fingerprint of the run (``shards build records`` reads it)
 
 Each part is written whole (temp + rename locally, one PUT on S3) before its marker; a partition with
 no rows of a kind has no part of that kind. A re-run skips partitions whose marker is complete and
 carries the same settings fingerprint (source, input, split, source options, audio stage settings);
-any other partition is redone and its parts overwritten, so nothing is duplicated.
+any other partition is redone and its parts overwritten, so nothing is duplicated. A record whose key
+breaks the key rule (:func:`uniaudio.core.keys.check_key`, also applied by ``shards build``) becomes
+an ``invalid_key`` reject.
+
+Memory: the driver holds the rows of partitions under way as Arrow slices and turns one partition at a
+time into Python rows (:func:`stream_partitions`); sources split large files into partitions by byte
+range, so this does not grow with the corpus.
 
 ``limit`` caps the metadata rows (records and metadata rejects) this run processes: partitions still
 to do are read in sorted order and the stream stops after ``limit`` rows. A partition cut short is
@@ -38,11 +46,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uniaudio.core import storage
+from uniaudio.core.keys import key_problem
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
+from uniaudio.core.retry import is_transient
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, Resources, apply_audio_stage, split_outputs
+from uniaudio.pipelines.io_failures import IO_FAILURE, PartitionFailures, failure_detail, read_partition_items
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import RECORD_SCHEMA, REJECT_SCHEMA, AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources import Source, get_source
+from uniaudio.pipelines.sources.base import normalise_uri
 
 if TYPE_CHECKING:
     import ray.data
@@ -52,6 +64,7 @@ __all__ = [
     "IngestConfig",
     "OutputLayout",
     "PartitionReadStage",
+    "PartitionTracker",
     "dry_run",
     "load_markers",
     "partition_hash",
@@ -136,9 +149,14 @@ class IngestConfig:
     def make_source(self) -> Source:
         return get_source(self.source)(self.input_uri, split=self.split, **self.source_options)
 
-    def fingerprint(self) -> str:
-        """Hash of the settings that decide a partition's output; markers from other settings are redone."""
-        return settings_fingerprint(source=self.source, input_uri=self.input_uri, split=self.split,
+    def fingerprint(self, source: Source | None = None) -> str:
+        """Hash of the settings that decide a partition's output; markers from other settings are redone.
+
+        The input URI is normalised first (``source.input_uri`` when given, else :func:`normalise_uri`),
+        so ``./x``, ``/abs/x`` and ``x/`` are one input.
+        """
+        input_uri = source.input_uri if source is not None else normalise_uri(self.input_uri)
+        return settings_fingerprint(source=self.source, input_uri=input_uri, split=self.split,
                                     source_options=self.source_options, stage=asdict(self.stage))
 
 
@@ -152,7 +170,9 @@ class PartitionReadStage:
     """partition ids → their metadata rows (:data:`READ_SCHEMA`); decodes no audio.
 
     A partition whose reader raises keeps the rows read so far and adds one ``malformed_metadata``
-    reject keyed by the partition id, so a broken metadata file never stops the run.
+    reject keyed by the partition id, so a broken metadata file never stops the run. Transient I/O
+    errors are not content problems: the partition is read again (bounded backoff), and if the error
+    persists it becomes one failure row (:mod:`~uniaudio.pipelines.io_failures`), never a reject.
     """
 
     source: Source
@@ -167,13 +187,14 @@ class PartitionReadStage:
         return READ_SCHEMA.names
 
     def read(self, partition: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        try:
-            for item in self.source.read_partition(partition):
-                rows.append(self._row(item))
-        except Exception as exc:  # noqa: BLE001 - a broken metadata file becomes a reject
-            log.warning("reading partition %s failed", partition, exc_info=True)
-            detail = f"reading partition {partition} of {self.source.input_uri} failed after {len(rows)} rows: {exc}"
+        items, error = read_partition_items(self.source, partition)  # transient errors: retried whole
+        rows = [self._row(item) for item in items]
+        if error is not None and is_transient(error):  # persisting I/O error: the partition fails, no reject
+            what = f"reading partition {partition} of {self.source.input_uri}"
+            rows = [self._row(Reject(partition, self.source.name, IO_FAILURE, failure_detail(what, error)))]
+        elif error is not None:  # a broken metadata file becomes a reject
+            log.warning("reading partition %s failed", partition, exc_info=error)
+            detail = f"reading partition {partition} of {self.source.input_uri} failed after {len(rows)} rows: {error}"
             rows.append(self._row(Reject(partition, self.source.name, RejectReason.MALFORMED_METADATA, detail)))
         for index, row in enumerate(rows):
             row.update(partition=partition, input_index=index, partition_size=len(rows))
@@ -208,24 +229,32 @@ def source_dataset(source: Source, partitions: list[str] | None = None, limit: i
     return ds
 
 
-@dataclass
-class _Pending:
-    """The rows of one partition received so far, grouped by input row."""
+class PartitionTracker:
+    """Which partitions of a stream are complete, from the bookkeeping columns alone (holds no rows).
 
-    size: int
-    done: int = 0
-    by_input: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    Rows carry ``partition``, ``input_index``, ``partition_size`` and (after the audio stage) ``fanout``;
+    a partition is complete once every input index has all its outputs. Memory: a counter per
+    partition under way and per input still missing outputs, and the ids of partitions seen.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[list[int], dict[int, int]]] = {}  # partition → ([size, done], outputs)
+        self.seen: set[str] = set()
 
     def add(self, row: dict[str, Any]) -> bool:
-        """Add one output row; True when every input of the partition has all its outputs."""
-        outputs = self.by_input.setdefault(int(row["input_index"]), [])
-        outputs.append(row)
-        if len(outputs) == int(row.get("fanout") or 1):
-            self.done += 1
-        return self.done == self.size
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [row for index in sorted(self.by_input) for row in self.by_input[index]]
+        """Count one output row; True when it completes its partition."""
+        partition = row["partition"]
+        self.seen.add(partition)
+        counts, outputs = self._open.setdefault(partition, ([int(row["partition_size"]), 0], {}))
+        index = int(row["input_index"])
+        outputs[index] = outputs.get(index, 0) + 1
+        if outputs[index] == int(row.get("fanout") or 1):
+            del outputs[index]
+            counts[1] += 1
+        if counts[1] == counts[0]:
+            del self._open[partition]
+            return True
+        return False
 
 
 def stream_partitions(ds: ray.data.Dataset) -> Iterator[tuple[str, list[dict[str, Any]], bool]]:
@@ -235,15 +264,33 @@ def stream_partitions(ds: ray.data.Dataset) -> Iterator[tuple[str, list[dict[str
     columns (``partition``, ``input_index``, ``partition_size``) and set ``fanout`` (outputs per input).
     A partition is complete when every input index has all its ``fanout`` outputs, whatever the block
     boundaries; rows come back in input order. Partitions that produce no rows never appear.
+
+    Memory: rows of partitions under way are held as Arrow slices (compact, no Python objects), and
+    only the partition being yielded becomes Python rows; with partitions bounded in size (sources
+    split large files by byte range) the driver's memory does not grow with the corpus.
     """
-    pending: dict[str, _Pending] = {}
+    tracker = PartitionTracker()
+    pending: dict[str, list[pa.Table]] = {}
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        for row in batch.to_pylist():
-            state = pending.setdefault(row["partition"], _Pending(int(row["partition_size"])))
-            if state.add(row):
-                yield row["partition"], pending.pop(row["partition"]).rows(), True
-    for partition, state in pending.items():
-        yield partition, state.rows(), False
+        book = batch.select([c for c in ("partition", "input_index", "partition_size", "fanout")
+                             if c in batch.column_names]).to_pylist()
+        rows_of: dict[str, list[int]] = {}
+        finished: list[str] = []
+        for index, row in enumerate(book):
+            rows_of.setdefault(row["partition"], []).append(index)
+            if tracker.add(row):
+                finished.append(row["partition"])
+        for partition, indices in rows_of.items():
+            pending.setdefault(partition, []).append(batch.take(indices))
+        for partition in finished:
+            yield partition, _in_input_order(pending.pop(partition)), True
+    for partition, tables in pending.items():
+        yield partition, _in_input_order(tables), False
+
+
+def _in_input_order(tables: list[pa.Table]) -> list[dict[str, Any]]:
+    rows = pa.concat_tables(tables, promote_options="default").to_pylist()
+    return sorted(rows, key=lambda row: int(row["input_index"]))  # stable: arrival order within an input
 
 
 def _parquet_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
@@ -268,18 +315,26 @@ def _write_partition(
     """Write a partition's parts (or remove stale ones), then its marker; returns the marker."""
     seen: set[str] = set()
     for row in rows:
+        if row.get("reason") is None and (problem := key_problem(row["key"])) is not None:
+            row.update(reason=RejectReason.INVALID_KEY.value, detail=f"key {row['key']!r} in {partition}: {problem}")
         if row.get("reason") is None:
             if row["key"] in seen:
                 row.update(reason=RejectReason.DUPLICATE_KEY.value, detail=f"key {row['key']} repeated in {partition}")
             seen.add(row["key"])
     kept, rejects = split_outputs(rows)
+    parts: dict[str, list[dict[str, Any]]] = {}
     for kind, part_rows, schema in (("records", kept, RECORD_SCHEMA), ("rejects", rejects, REJECT_SCHEMA)):
         uri = layout.part(kind, partition)
+        parts[kind] = []
         if part_rows:
-            storage.atomic_write_bytes(uri, _parquet_bytes(part_rows, schema))
+            data = _parquet_bytes(part_rows, schema)
+            storage.atomic_write_bytes(uri, data)
+            parts[kind].append({"name": uri.rsplit("/", 1)[-1], "rows": len(part_rows),
+                                "sha1": hashlib.sha1(data).hexdigest()[:16]})
         else:
             storage.remove(uri)
-    marker = {"partition": partition, "complete": complete, "fingerprint": fingerprint, "tally": _tally(rows).to_dict()}
+    marker = {"partition": partition, "complete": complete, "fingerprint": fingerprint, "parts": parts,
+              "tally": _tally(rows).to_dict()}
     storage.atomic_write_bytes(layout.marker(partition), json.dumps(marker, indent=1).encode())
     return marker
 
@@ -338,7 +393,7 @@ def run_ingest(
         raise ValueError("run_ingest needs an output_uri")
     source = source or config.make_source()
     layout = OutputLayout(config.output_uri)
-    fingerprint = config.fingerprint()
+    fingerprint = config.fingerprint(source)
     partitions = source.partitions() if partitions is None else partitions
     markers = load_markers(layout, fingerprint)
     todo = [p for p in partitions if not (p in markers and markers[p]["complete"])]
@@ -350,6 +405,7 @@ def run_ingest(
         if on_partition is not None:
             on_partition(partition, Tally.from_dict(markers[partition]["tally"]))
 
+    failures = PartitionFailures()
     if todo:
         ensure_ray(config.ray)
         stage = AudioStage(config.stage, batch_size=config.audio_batch_size)
@@ -359,7 +415,8 @@ def run_ingest(
             seen_inputs += len({row["input_index"] for row in rows})
             if not complete and config.limit is None:
                 raise RuntimeError(f"partition {partition}: the stream ended before all of its rows arrived")
-            finish(partition, rows, complete)
+            rows, failed = failures.take(partition, rows)
+            finish(partition, rows, complete and not failed)  # a failed partition is redone next run
             finished.add(partition)
         if config.limit is None or seen_inputs < config.limit:
             # every partition was read in full: those that produced no rows are empty
@@ -367,6 +424,8 @@ def run_ingest(
                 if partition not in finished:
                     finish(partition, [], True)
     summary = _summary(config, partitions, markers, skipped, dry=False)
+    summary["fingerprint"] = fingerprint  # the settings whose complete markers make up this output
+    summary["failed_partitions"] = failures.as_dict()
     storage.atomic_write_bytes(layout.summary, json.dumps(summary, indent=1).encode())
     return summary
 

@@ -49,6 +49,8 @@ class RejectReason(str, Enum):
     CLIPPED = "clipped"
     LOW_BANDWIDTH = "low_bandwidth"
     CODEC_ERROR = "codec_error"
+    #: the record's key breaks the key rule (``uniaudio.core.keys.check_key``); checked at ingest and build
+    INVALID_KEY = "invalid_key"
 
 
 def parquet_member(row: int, column: str) -> str:
@@ -92,6 +94,10 @@ class AudioRecord:
     def __post_init__(self) -> None:
         if "." in self.key:
             raise ValueError(f"record key {self.key!r} contains a dot; build keys with make_key()")
+        original = getattr(self.key, "original", None)  # ids make_key could not use verbatim
+        if original is not None:
+            self.meta = {**self.meta, "original_id": original[0] if len(original) == 1 else list(original)}
+        self.key = str(self.key)
         self.text = _clean(self.text)
         self.caption = _clean(self.caption)
         self.lyrics = _clean(self.lyrics)

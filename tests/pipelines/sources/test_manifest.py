@@ -157,3 +157,26 @@ def test_nemo_and_kaldi_on_s3(corpus, s3_bucket):
         assert sorted(records) == sorted(local_records)  # the namespace is the directory name in both
         assert all(r.audio_uri.startswith(f"{s3_bucket}/m/audio/") for r in records.values())
         assert [r.reason for r in rejects] == [r.reason for r in local_rejects]
+
+
+def test_nemo_manifest_is_split_by_byte_range(tmp_path):
+    """Every line lands in exactly one byte range, whatever the cut points (BOM, CRLF, a broken line)."""
+    import json
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF" + b"\0" * 60)
+    lines = [json.dumps({"audio_filepath": "a.wav", "offset": i * 0.25, "duration": 0.25, "text": "é" * (i % 7)})
+             for i in range(60)]
+    lines[17] = "{broken"
+    (tmp_path / "m.jsonl").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    whole = ManifestSource(str(tmp_path / "m.jsonl"))
+    assert whole.partitions() == ["m.jsonl"]
+    expected = sorted(split_items(whole.iter_all())[0])
+    for shards in (2, 7, 60, 200):
+        source = ManifestSource(str(tmp_path / "m.jsonl"), shards=str(shards))
+        partitions = source.partitions()
+        assert len(partitions) == shards and partitions[0] == f"m.jsonl#0000-of-{shards:04d}"
+        items = list(source.iter_all())
+        records, rejects = split_items(items)
+        assert sorted(records) == expected and len(items) == 60
+        [bad] = rejects
+        assert bad.reason == RejectReason.MALFORMED_METADATA and "m.jsonl byte " in bad.detail

@@ -20,7 +20,16 @@ from typing import Any, ClassVar
 from uniaudio.core import storage
 from uniaudio.pipelines.records import AudioRecord, Reject
 
-__all__ = ["Source", "SourceError"]
+__all__ = ["Source", "SourceError", "normalise_uri"]
+
+
+def normalise_uri(uri: str) -> str:
+    """One spelling per location, for sources and settings fingerprints: ``./x``, ``/abs/x``, ``x/`` and
+    ``file://`` forms of a local path give its absolute path (so nothing depends on the cwd); remote
+    URIs lose trailing ``/``."""
+    if storage.is_remote(uri):
+        return uri.rstrip("/")
+    return os.path.abspath(storage.strip_scheme(uri))
 
 
 class SourceError(ValueError):
@@ -37,11 +46,7 @@ class Source(ABC):
     accepted_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, input_uri: str, split: str | None = None, **options: Any) -> None:
-        # Local inputs become absolute paths, so records (and Ray workers) never depend on the cwd.
-        if storage.is_remote(input_uri):
-            self.input_uri = input_uri.rstrip("/")
-        else:
-            self.input_uri = os.path.abspath(storage.strip_scheme(input_uri))
+        self.input_uri = normalise_uri(input_uri)
         self.split = split
         self.options = options
         unknown = sorted(set(options) - set(self.accepted_options))

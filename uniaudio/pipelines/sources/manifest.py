@@ -23,8 +23,12 @@ Options: ``form`` (``audiofolder|nemo|kaldi|tsv``) picks the form when a directo
 (otherwise that is a :class:`SourceError`); ``name`` is the key namespace (default: the input
 directory's name, or the manifest file's parent directory name).
 
-Partitions: one per manifest file (AudioFolder, NeMo, TSV) or per Kaldi directory (its ``wav.scp``),
-as paths relative to the input.
+Partitions: one per manifest file (AudioFolder, TSV) or per Kaldi directory (its ``wav.scp``), as
+paths relative to the input. A NeMo manifest is split by byte range, one partition per
+:data:`NEMO_SHARD_BYTES` (or ``shards=N`` ranges): ``<path>#<i>-of-<n>`` holds the lines that *start*
+in the ``i``-th of ``n`` equal byte ranges, so a 10M-line manifest is thousands of small partitions,
+each read with one seek, and no partition (nor the driver collecting it) holds the whole file. A
+manifest of one range keeps the plain path as its id.
 
 Record mapping (key ``manifest/<name>/<id>``):
 
@@ -33,7 +37,8 @@ Record mapping (key ``manifest/<name>/<id>``):
   ``language|lang|locale``, ``labels`` ← ``label|labels`` (list or ``,``-separated), ``duration_s`` ←
   ``duration``, ``sample_rate`` ← ``sample_rate``; ``split`` = the split directory (or the first
   path component of ``file_name`` when it is a split name); every other column → ``meta``.
-* NeMo: id = ``audio_filepath`` normalised (leading ``/`` and ``..`` dropped, no extension) plus
+* NeMo (in a byte range, rows are named by byte offset, not line number): id = ``audio_filepath``
+  normalised (leading ``/`` and ``..`` dropped, no extension) plus
   ``_<offset ms>`` when the line has an ``offset``; ``offset_s``, ``duration_s``, ``text``, ``speaker``
   (``speaker|speaker_id``), ``language`` (``language|lang|locale``) mapped, the rest → ``meta``;
   ``split`` = the manifest's stem when it is a split name (``train.jsonl``).
@@ -62,13 +67,22 @@ from uniaudio.core import storage
 from uniaudio.core.keys import make_key
 from uniaudio.pipelines.records import AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources.base import Source, SourceError
-from uniaudio.pipelines.sources.common import audio_file_reject, read_text, relative_to
+from uniaudio.pipelines.sources.common import (
+    audio_file_reject,
+    parse_shard,
+    read_text,
+    relative_to,
+    shard_count,
+    shard_partitions,
+)
 
 __all__ = ["ManifestSource"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".opus", ".ogg", ".m4a")
 SPLIT_NAMES = frozenset({"train", "test", "validation", "valid", "dev", "eval"})
 FORMS = ("audiofolder", "nemo", "kaldi", "tsv")
+#: Bytes of NeMo JSONL per partition (~1,300 lines of ~200 bytes): the driver holds a few partitions at once.
+NEMO_SHARD_BYTES = 256 << 10
 
 _TEXT_KEYS = ("text", "transcription", "transcript", "sentence")
 _SPEAKER_KEYS = ("speaker", "speaker_id")
@@ -131,7 +145,7 @@ class ManifestSource(Source):
         "Kaldi: wav.scp [+ text, segments, utt2spk]",
         "fairseq: <split>.tsv (root line, then relpath<TAB>num_samples) [+ <split>.wrd]",
     )
-    accepted_options = ("form", "name")
+    accepted_options = ("form", "name", "shards")
 
     def __init__(self, input_uri: str, split: str | None = None, **options: Any) -> None:
         super().__init__(input_uri, split, **options)
@@ -197,7 +211,14 @@ class ManifestSource(Source):
         parts = self._discover()
         if self.split is not None:
             parts = {p: f for p, f in parts.items() if self._partition_split(p, f) in (self.split, None)}
-        return sorted(parts)
+        out: list[str] = []
+        for path, form in sorted(parts.items()):
+            if form == "nemo":
+                count = shard_count(self.options.get("shards"), storage.join(self.root, path), NEMO_SHARD_BYTES)
+                out += shard_partitions(path, count)
+            else:
+                out.append(path)
+        return out
 
     def _partition_split(self, partition: str, form: str) -> str | None:
         """AudioFolder: the split directory; Kaldi: the data directory's name; NeMo/TSV: the file stem."""
@@ -210,16 +231,16 @@ class ManifestSource(Source):
         return name if name in SPLIT_NAMES else None
 
     def read_partition(self, partition: str) -> Iterator[AudioRecord | Reject]:
-        form = self._discover()[partition]
-        uri = storage.join(self.root, partition)
-        reader = {
-            "audiofolder": self._read_audiofolder,
-            "nemo": self._read_nemo,
-            "kaldi": self._read_kaldi,
-            "tsv": self._read_tsv,
-        }[form]
-        split = self._partition_split(partition, form)
-        for item in reader(uri, split):
+        path, index, count = parse_shard(partition)
+        form = self._discover()[path]
+        uri = storage.join(self.root, path)
+        split = self._partition_split(path, form)
+        if form == "nemo":
+            items = self._read_nemo(uri, split, index, count)
+        else:
+            items = {"audiofolder": self._read_audiofolder, "kaldi": self._read_kaldi, "tsv": self._read_tsv}[form](
+                uri, split)
+        for item in items:
             if isinstance(item, Reject) or self.split is None or item.split == self.split:
                 yield item
 
@@ -228,9 +249,11 @@ class ManifestSource(Source):
     def _key(self, ident: str) -> str:
         return make_key(self.name, self.ns, ident)
 
-    def _bad_row(self, uri: str, line: int, ident: str | None, why: str) -> Reject:
-        key = self._key(ident or f"{uri.rsplit('/', 1)[-1]}-line{line}")
-        return Reject(key, self.name, RejectReason.MALFORMED_METADATA, f"{uri} line {line}: {why}")
+    def _bad_row(self, uri: str, line: int | str, ident: str | None, why: str) -> Reject:
+        """A ``malformed_metadata`` reject at ``line`` (a line number, or ``"byte <offset>"``)."""
+        where = f"line {line}" if isinstance(line, int) else line
+        key = self._key(ident or f"{uri.rsplit('/', 1)[-1]}-{where.replace(' ', '')}")
+        return Reject(key, self.name, RejectReason.MALFORMED_METADATA, f"{uri} {where}: {why}")
 
     def _audio(self, manifest_uri: str, path: str) -> str:
         """``path`` resolved against the manifest's directory."""
@@ -285,8 +308,9 @@ class ManifestSource(Source):
 
     # -- NeMo
 
-    def _read_nemo(self, uri: str, split: str | None) -> Iterator[AudioRecord | Reject]:
-        for line, row in _json_lines(read_text(uri)):
+    def _read_nemo(self, uri: str, split: str | None, index: int = 0, count: int = 1) -> Iterator[AudioRecord | Reject]:
+        rows = _json_lines(read_text(uri)) if count == 1 else _json_range(uri, index, count)
+        for line, row in rows:
             if isinstance(row, Exception) or not isinstance(row, dict) or not row.get("audio_filepath"):
                 yield self._bad_row(uri, line, None, "not a JSON object with audio_filepath")
                 continue
@@ -312,7 +336,7 @@ class ManifestSource(Source):
             except (TypeError, ValueError) as exc:
                 yield self._bad_row(uri, line, ident, str(exc))
                 continue
-            yield self._checked(record, f"{uri} line {line}")
+            yield self._checked(record, f"{uri} line {line}" if isinstance(line, int) else f"{uri} {line}")
 
     # -- Kaldi
 
@@ -425,6 +449,36 @@ def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
             yield line, json.loads(raw)
         except json.JSONDecodeError as exc:
             yield line, exc
+
+
+def _line_range(uri: str, index: int, count: int) -> Iterator[tuple[int, bytes]]:
+    """``(byte offset, line)`` of the lines that start in the ``index``-th of ``count`` equal byte ranges."""
+    size = storage.size(uri)
+    start, end = size * index // count, size * (index + 1) // count
+    with storage.open_uri(uri, "rb") as f:
+        if start > 0:
+            f.seek(start - 1)
+            if f.read(1) != b"\n":
+                f.readline()  # the line under way started in the previous range
+        pos = f.tell()
+        while pos < end:
+            line = f.readline()
+            if not line:
+                break
+            yield pos, line
+            pos += len(line)
+
+
+def _json_range(uri: str, index: int, count: int) -> Iterator[tuple[str, Any]]:
+    """Like :func:`_json_lines` over one byte range of ``uri``, lines named by their byte offset."""
+    for offset, raw in _line_range(uri, index, count):
+        text = raw.decode("utf-8-sig" if offset == 0 else "utf-8", errors="replace").strip()
+        if not text:
+            continue
+        try:
+            yield f"byte {offset}", json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield f"byte {offset}", exc
 
 
 def _rest(row: dict[str, Any], used: tuple[str, ...]) -> dict[str, Any]:
