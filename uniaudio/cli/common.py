@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from uniaudio.core import ray_logs
+from uniaudio.core.lease import LeaseConfig, LeaseHeldError, LeaseLostError
+from uniaudio.core.retry import TransientIOError
 from uniaudio.pipelines.audio_stage import AudioFilterConfig
 
 RayAddress = Annotated[
@@ -123,4 +127,71 @@ def exit_if_partitions_failed(summary: dict[str, Any], console: Console) -> None
                   "(no done-marker written; re-run the same command to retry them):")
     for partition, detail in failed.items():
         console.print(f"  - {partition}: {detail}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+# --- the writer lease and the errors a run reports as messages --------------------------------------------
+
+BreakLock = Annotated[
+    bool,
+    typer.Option("--break-lock", help="Take over the output's writer lease even if its holder looks alive (only "
+                 "when you know that run is dead: two writers on one store lose data)."),
+]
+LockTimeout = Annotated[
+    float,
+    typer.Option(help="A writer lease without heartbeat for this many seconds is stale and taken over.", min=60),
+]
+
+
+def lease_config(break_lock: bool, lock_timeout: float) -> LeaseConfig:
+    return LeaseConfig(stale_after_s=lock_timeout, break_lock=break_lock)
+
+
+def check_audio_options(
+    window: float | None, min_window: float | None, min_duration: float | None, max_duration: float | None
+) -> None:
+    """Reject inconsistent audio-stage options up front, naming the option (typer.BadParameter)."""
+    if window is not None and window <= 0:
+        raise typer.BadParameter(f"must be positive, got {window}", param_hint="--window")
+    if min_window is not None and window is None:
+        raise typer.BadParameter("needs --window (it drops short windows)", param_hint="--min-window")
+    if min_window is not None and min_window <= 0:
+        raise typer.BadParameter(f"must be positive, got {min_window}", param_hint="--min-window")
+    for value, hint in ((min_duration, "--min-duration"), (max_duration, "--max-duration")):
+        if value is not None and value < 0:
+            raise typer.BadParameter(f"must not be negative, got {value}", param_hint=hint)
+    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+        raise typer.BadParameter(f"--min-duration {min_duration} exceeds --max-duration {max_duration}",
+                                 param_hint="--min-duration/--max-duration")
+
+
+@contextlib.contextmanager
+def reported_errors(console: Console, user_errors: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turn the project's own run errors into messages and exit codes; anything else keeps its traceback.
+
+    ``user_errors`` (bad input, refused options): exit 2. A store held by another writer, a lease lost
+    to another writer, or storage that stayed unavailable through the retries: exit 1.
+    """
+    try:
+        yield
+    except user_errors as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        raise typer.Exit(2) from err
+    except (LeaseHeldError, LeaseLostError) as err:
+        console.print(f"[red]refused:[/red] {err}", highlight=False)
+        raise typer.Exit(1) from err
+    except TransientIOError as err:
+        console.print(f"[red]storage error:[/red] {err}\nNothing is lost: re-run the same command to resume.",
+                      highlight=False)
+        raise typer.Exit(1) from err
+
+
+def report_problems(console: Console, uri: str, problems: list[Any], summary: Callable[[], str]) -> None:
+    """The end of a ``validate`` command: ``OK <uri>: <summary()>``, or every problem and exit status 1."""
+    if not problems:
+        console.print(f"[green]OK[/green] {uri}: {summary()}")
+        return
+    console.print(f"[red]{len(problems)} problem(s)[/red] in {uri}:")
+    for p in problems:
+        console.print(f"  - {p}", markup=False, highlight=False)
     raise typer.Exit(1)

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from uniaudio.cli.common import (
+    BreakLock,
     DryRun,
     HFAudioColumn,
     HFCaptionColumn,
@@ -18,6 +19,7 @@ from uniaudio.cli.common import (
     HFStreaming,
     HFTextColumn,
     Limit,
+    LockTimeout,
     MaxClipped,
     MaxDuration,
     MinBandwidth,
@@ -29,13 +31,15 @@ from uniaudio.cli.common import (
     Split,
     Window,
     audio_filters,
+    check_audio_options,
     exit_if_partitions_failed,
+    lease_config,
     merge_hf_options,
     parse_source_options,
     print_ray_log_note,
+    reported_errors,
 )
 from uniaudio.core.ray_runtime import RayConfig
-from uniaudio.core.retry import TransientIOError
 from uniaudio.pipelines.audio_stage import AudioStageConfig
 from uniaudio.pipelines.ingest import IngestConfig, dry_run, run_ingest
 from uniaudio.pipelines.progress import PartitionProgress, render_summary
@@ -65,6 +69,8 @@ def ingest(
     id_column: HFIdColumn = None,
     streaming: HFStreaming = False,
     dry: DryRun = False,
+    break_lock: BreakLock = False,
+    lock_timeout: LockTimeout = 600.0,
     ray_address: RayAddress = None,
 ) -> None:
     """Read a corpus in its distributed layout into audio records (Parquet) and rejects.
@@ -76,6 +82,7 @@ def ingest(
     """
     if source not in source_names():
         raise typer.BadParameter(f"unknown source {source!r}; known: {', '.join(source_names())}", param_hint="SOURCE")
+    check_audio_options(window, min_window, min_duration, max_duration)
     filters = audio_filters(min_duration, max_duration, silence_dbfs, max_clipped, min_bandwidth)
     config = IngestConfig(
         source=source,
@@ -89,20 +96,15 @@ def ingest(
             speaker_column=speaker_column, id_column=id_column, streaming=streaming),
         stage=AudioStageConfig(filters=filters, window_s=window, min_window_s=min_window, keep_audio=False),
         ray=RayConfig(address=ray_address, log_to=output_uri),
+        lease=lease_config(break_lock, lock_timeout),
     )
     console = Console(width=120)
-    try:
+    with reported_errors(console, user_errors=(SourceError,)):
         source = config.make_source()
         partitions = source.partitions()
         with PartitionProgress.show(len(partitions), console) as progress:
             callback = lambda _partition, tally: progress.advance(tally)  # noqa: E731
             summary = (dry_run if dry else run_ingest)(config, callback, source, partitions)
-    except SourceError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
-    except TransientIOError as err:
-        console.print(f"[red]storage error:[/red] {err}\nNothing is lost: re-run the same command to resume.")
-        raise typer.Exit(1) from err
     render_summary(summary, console)
     if not dry:
         console.print(f"summary written to {output_uri.rstrip('/')}/summary.json")

@@ -11,7 +11,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from uniaudio.cli.codec_options import (
+    CodecBatchSize,
+    CodecCkpt,
+    CodecDir,
+    CodecName,
+    DistillFeatures,
+    GpusPerWorker,
+    MusicSSL,
+    WavLM,
+    Whisper,
+    WindowMode,
+    codec_stage_config,
+)
 from uniaudio.cli.common import (
+    BreakLock,
     HFAudioColumn,
     HFCaptionColumn,
     HFConfig,
@@ -21,6 +35,7 @@ from uniaudio.cli.common import (
     HFStreaming,
     HFTextColumn,
     Limit,
+    LockTimeout,
     MaxClipped,
     MaxDuration,
     MinBandwidth,
@@ -32,20 +47,24 @@ from uniaudio.cli.common import (
     Split,
     Window,
     audio_filters,
+    check_audio_options,
     exit_if_partitions_failed,
+    lease_config,
     merge_hf_options,
     parse_source_options,
     print_ray_log_note,
+    report_problems,
+    reported_errors,
 )
+from uniaudio.core import storage
 from uniaudio.pipelines.progress import PartitionProgress, render_rejects
-from uniaudio.pipelines.token_store import iter_store, read_index, validate_store
+from uniaudio.pipelines.token_store import read_index, validate_store
+from uniaudio.pipelines.token_store.lookup import find_sample, is_store
 from uniaudio.pipelines.token_store.stats import collect_stats, plot_durations
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(soft_wrap=True)
 
-CodecName = Annotated[str, typer.Option("--codec", help="Codec config: 'tiny' (random weights, CPU, no set-up) or "
-                                        "'official' (the released ReasoningCodec; give --codec-ckpt etc.).")]
 
 
 @app.command()
@@ -55,21 +74,17 @@ def build(
     input_uri: Annotated[str, typer.Argument(help="Corpus root (or ingest output): local path or s3://...")],
     output_uri: Annotated[str, typer.Argument(help="Token store to write: local directory or s3://bucket/prefix.")],
     codec: CodecName = "tiny",
-    codec_ckpt: Annotated[str | None, typer.Option(help="The released ReasoningCodec.checkpoint file.")] = None,
-    codec_dir: Annotated[str | None, typer.Option(help="A checkpoint-set directory (e.g. from "
-                                                  "`uniaudio codec init-tiny`, or uniaudio2_ckpt/).")] = None,
-    whisper: Annotated[str | None, typer.Option(help="Local whisper-medium directory.")] = None,
-    wavlm: Annotated[str | None, typer.Option(help="Local WavLM directory.")] = None,
-    music_ssl: Annotated[str | None, typer.Option(help="Music SSL (MusicFM) weights file.")] = None,
-    window_mode: Annotated[str | None, typer.Option(help="Codec windowing: 'tile' (released: repeat short clips "
-                                                    "to 30 s) or 'segment' (cheaper); default per codec.")] = None,
-    distill_features: Annotated[bool, typer.Option(help="Also store WavLM/MusicFM features pooled to 12.5 Hz "
-                                                   "(float16) for the stage-1 distillation objective.")] = False,
+    codec_ckpt: CodecCkpt = None,
+    codec_dir: CodecDir = None,
+    whisper: Whisper = None,
+    wavlm: WavLM = None,
+    music_ssl: MusicSSL = None,
+    window_mode: WindowMode = None,
+    distill_features: DistillFeatures = False,
     workers: Annotated[int | None, typer.Option(help="Codec actors, one model each (default: one per GPU of the "
                                                 "cluster, else one CPU actor).", min=1, show_default=False)] = None,
-    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per codec actor (0 = CPU actors; default: 1 each "
-                                                   "when the cluster has GPUs).", min=0)] = 0.0,
-    batch_size: Annotated[int, typer.Option(help="Clips per codec batch.", min=1)] = 8,
+    gpus_per_worker: GpusPerWorker = 0.0,
+    batch_size: CodecBatchSize = 8,
     max_shard_samples: Annotated[int, typer.Option(help="Close a shard at this many samples.", min=1)] = 10_000,
     max_shard_mb: Annotated[float, typer.Option(help="Close a shard at this size (MiB).", min=0.01)] = 512.0,
     split: Split = None,
@@ -90,7 +105,11 @@ def build(
     speaker_column: HFSpeakerColumn = None,
     id_column: HFIdColumn = None,
     streaming: HFStreaming = False,
-    force: Annotated[bool, typer.Option(help="Delete OUTPUT_URI first and rebuild from scratch.")] = False,
+    force: Annotated[bool, typer.Option(help="Delete OUTPUT_URI first and rebuild from scratch (refused for a bucket "
+                                        "root, an output holding the input, or a directory that is not a "
+                                        "uniaudio output).")] = False,
+    break_lock: BreakLock = False,
+    lock_timeout: LockTimeout = 600.0,
     ray_address: RayAddress = None,
 ) -> None:
     """Tokenize a corpus into a token store: ingest → audio stage → ReasoningCodec → shards.
@@ -108,18 +127,20 @@ def build(
           --codec-dir /ckpt/uniaudio2_ckpt --workers 8 --gpus-per-worker 1 --ray-address auto
     """
     from uniaudio.core.ray_runtime import RayConfig
-    from uniaudio.core.retry import TransientIOError
     from uniaudio.core.shard_file import ShardLimits
     from uniaudio.pipelines.audio_stage import AudioStageConfig
-    from uniaudio.pipelines.build import BuildConfig, run_build
+    from uniaudio.pipelines.build import BuildConfig, BuildSettingsChanged, run_build
+    from uniaudio.pipelines.output_guard import UnsafeForceError
     from uniaudio.pipelines.sources import SourceError, source_names
-    from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
+    from uniaudio.pipelines.token_store.writer import CodecMismatchError
+    from uniaudio.tokenize.reasoning_codec.checkpoint import CheckpointMismatchError
 
     if source not in source_names():
         raise typer.BadParameter(f"unknown source {source!r}; known: {', '.join(source_names())}", param_hint="SOURCE")
-    paths = {k: v for k, v in {"codec": codec_ckpt, "whisper": whisper, "wavlm": wavlm, "music_ssl": music_ssl}.items()
-             if v}
-    try:
+    check_audio_options(window, min_window, min_duration, max_duration)
+    tokenize = codec_stage_config(codec, codec_ckpt, codec_dir, whisper, wavlm, music_ssl, window_mode,
+                                  distill_features, batch_size, gpus_per_worker)
+    try:  # the options' own checks (codec name, window mode, ...): a message, not a traceback
         config = BuildConfig(
             source=source,
             input_uri=input_uri,
@@ -133,23 +154,20 @@ def build(
             stage=AudioStageConfig(
                 filters=audio_filters(min_duration, max_duration, silence_dbfs, max_clipped, min_bandwidth),
                 window_s=window, min_window_s=min_window, keep_audio=True),
-            tokenize=TokenizeStageConfig(
-                codec=codec, codec_dir=codec_dir, paths=paths, window_mode=window_mode,
-                distill_features=distill_features, batch_size=batch_size, gpus_per_actor=gpus_per_worker),
+            tokenize=tokenize,
             workers=workers,
             limits=ShardLimits(max_samples=max_shard_samples, max_bytes=int(max_shard_mb * 1024 * 1024)),
             force=force,
             ray=RayConfig(address=ray_address, log_to=output_uri),
+            lease=lease_config(break_lock, lock_timeout),
         )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    with reported_errors(console, user_errors=(SourceError, UnsafeForceError, CheckpointMismatchError,
+                                                       BuildSettingsChanged, CodecMismatchError)):
         partitions = config.make_source().partitions()
         with PartitionProgress.show(len(partitions), console) as progress:
             summary = run_build(config, lambda _partition, tally: progress.advance(tally), partitions)
-    except (SourceError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
-    except TransientIOError as err:
-        console.print(f"[red]storage error:[/red] {err}\nNothing is lost: re-run the same command to resume.")
-        raise typer.Exit(1) from err
     _print_build_summary(summary)
     exit_if_partitions_failed(summary, console)
 
@@ -187,18 +205,15 @@ def validate(
 
     Example: uniaudio shards validate s3://my-bucket/tokens/librispeech
     """
+    _require_store(uri)
     with console.status("validating") as status:
         problems = validate_store(uri, on_shard=lambda name: status.update(f"validating {name}"))
-    if not problems:
-        index = read_index(uri)
-        t = index.totals
-        console.print(f"[green]OK[/green] {uri}: {t['shards']} shards, {t['samples']} samples, "
-                      f"{t['duration_s'] / 3600:.3f} h")
-        return
-    console.print(f"[red]{len(problems)} problem(s)[/red] in {uri}:")
-    for p in problems:
-        console.print(f"  - {p}", markup=False, highlight=False)
-    raise typer.Exit(1)
+
+    def summary() -> str:
+        t = read_index(uri).totals
+        return f"{t['shards']} shards, {t['samples']} samples, {t['duration_s'] / 3600:.3f} h"
+
+    report_problems(console, uri, problems, summary)
 
 
 @app.command()
@@ -211,6 +226,7 @@ def stats(
 
     Example: uniaudio shards stats ./tokens --plot durations.png
     """
+    _require_store(uri)
     with console.status("reading") as status:
         st = collect_stats(uri, on_shard=lambda u: status.update(f"reading {u.rsplit('/', 1)[-1]}"))
     rows = {**st.per_source, "TOTAL": st.total}
@@ -241,13 +257,23 @@ def inspect(
 
     Example: uniaudio shards inspect ./tokens librispeech/1272-128104-0000
     """
-    for sample in iter_store(uri, keys=[key]):
-        console.print_json(json.dumps(sample.meta, ensure_ascii=False))
-        opts = {"threshold": np.inf} if full else {"threshold": 200, "edgeitems": 6}
-        with np.printoptions(linewidth=120, **opts):
-            for name, arr in (("reason", sample.reason), ("recon", sample.recon), *sample.extras.items()):
-                console.print(f"[bold]{name}[/bold] {arr.dtype} {tuple(arr.shape)}", highlight=False)
-                console.print(str(arr), markup=False, highlight=False)
-        return
-    console.print(f"[red]key {key!r} not found in {uri}[/red]")
-    raise typer.Exit(1)
+    _require_store(uri, finished=False)
+    sample = find_sample(uri, key)  # reads the journal and one shard, not the whole store
+    if sample is None:
+        console.print(f"[red]key {key!r} not found in {uri}[/red]")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(sample.meta, ensure_ascii=False))
+    opts = {"threshold": np.inf} if full else {"threshold": 200, "edgeitems": 6}
+    with np.printoptions(linewidth=120, **opts):
+        for name, arr in (("reason", sample.reason), ("recon", sample.recon), *sample.extras.items()):
+            console.print(f"[bold]{name}[/bold] {arr.dtype} {tuple(arr.shape)}", highlight=False)
+            console.print(str(arr), markup=False, highlight=False)
+
+
+def _require_store(uri: str, finished: bool = True) -> None:
+    """A message, not a traceback, for a URI that holds no token store (or, ``finished``, no index yet)."""
+    if not is_store(uri):
+        raise typer.BadParameter(f"no token store at {uri} (no index.json and no _journal/)", param_hint="URI")
+    if finished and not storage.exists(storage.join(uri, "index.json")):
+        raise typer.BadParameter(f"{uri} has no index.json yet: its build has not finished (re-run it to finish)",
+                                 param_hint="URI")

@@ -37,6 +37,7 @@ __all__ = [
     "atomic_upload",
     "atomic_write_bytes",
     "configure_s3",
+    "create_exclusive",
     "exists",
     "filesystem",
     "glob",
@@ -49,6 +50,7 @@ __all__ = [
     "read_bytes",
     "remove",
     "size",
+    "staging_prefix",
     "strip_scheme",
     "upload_tree",
 ]
@@ -260,6 +262,37 @@ def atomic_write_bytes(uri: str, data: bytes) -> None:
         retry_io(lambda: filesystem(uri).pipe_file(strip_scheme(uri), data), f"writing {uri}")
         return
     path = Path(strip_scheme(uri))
+    with _synced_temp_beside(path, data) as tmp:
+        os.replace(tmp, path)
+
+
+def create_exclusive(uri: str, data: bytes) -> bool:
+    """Create ``uri`` holding ``data`` only if it does not exist; True if this call created it.
+
+    Atomic against concurrent creators: a hard link of a complete temp file locally, a conditional
+    ``If-None-Match: *`` PUT on S3 (supported by AWS S3, MinIO and moto).
+    """
+    if is_remote(uri):
+        def put() -> bool:
+            try:
+                filesystem(uri).pipe_file(strip_scheme(uri), data, mode="create")
+            except FileExistsError:
+                return False
+            return True
+
+        return retry_io(put, f"creating {uri}")
+    path = Path(strip_scheme(uri))
+    try:
+        with _synced_temp_beside(path, data) as tmp:
+            os.link(tmp, path)
+    except FileExistsError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _synced_temp_beside(path: Path, data: bytes) -> Iterator[Path]:
+    """A hidden temp file beside ``path`` holding ``data``, flushed to disk; removed on exit."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -267,7 +300,7 @@ def atomic_write_bytes(uri: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield tmp
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -299,16 +332,23 @@ def upload_tree(local_dir: str | Path, uri: str) -> str:
     return uri
 
 
+def staging_prefix(pid: int | None = None) -> str:
+    """Name prefix of this process's (or ``pid``'s) S3 staging files in the system temp directory."""
+    return f"uniaudio-{os.getpid() if pid is None else pid}-"
+
+
 @contextlib.contextmanager
 def local_staging_file(uri: str, suffix: str = "") -> Iterator[Path]:
     """A temporary local path to build the file for ``uri`` in; it is removed if not moved away.
 
     For a local destination the file sits beside it (same filesystem, hidden name, so the final
     rename is atomic and no glob of the visible names picks it up); for S3 it is in the system
-    temp directory and is later uploaded whole by :func:`atomic_upload`.
+    temp directory, named ``uniaudio-<pid>-<random><suffix>`` (:func:`staging_prefix`, so the next run
+    can tell a dead process's leftovers from a live one's: :mod:`uniaudio.core.orphans`), and is later
+    uploaded whole by :func:`atomic_upload`.
     """
     if is_remote(uri):
-        fd, name = tempfile.mkstemp(suffix=suffix, prefix="uniaudio-")
+        fd, name = tempfile.mkstemp(suffix=suffix, prefix=staging_prefix())
         os.close(fd)
         path = Path(name)
     else:

@@ -1,7 +1,7 @@
 """`uniaudio demo`: every stage of the data flow on mini corpora, through the commands users run.
 
 corpora (real layouts) → ``ingest`` → ``shards build`` (tiny ReasoningCodec) → ``sentences build`` for every
-task and auditory-sentence strategy (mixture with a tiny HTDemucs) → ``train`` stages 1–4 (tiny model) →
+task and token-level auditory-sentence strategy → ``train`` stages 1–4 (tiny model) →
 ``eval`` → ``DIR/report.md`` + ``DIR/report.html`` with plots.
 
 Each step runs the real CLI command in this process (one embedded Ray for all of them; Ray's own lines go
@@ -58,8 +58,6 @@ SENTENCE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "segment": (("librilight",), ()),
     "speech-text": (("librispeech",), ()),
     "audio-caption-interleave": (("audiocaps",), ()),
-    "mixture": (("librispeech", "audiocaps", "songs"), ("--codec", "tiny")),
-    "variation": (("librispeech",), ("--codec", "tiny", "--backend", "dsp")),
 }
 STAGE_KINDS = {  # the stage recipes' task lists (uniaudio/train/recipes/stage*.yaml)
     1: ("asr", "audio-caption", "music-caption", "lyric-recognition", "speech-caption"),
@@ -172,19 +170,7 @@ def _tokens(run: DemoRun, corpora: dict[str, Path]) -> None:
 
 
 def _sentences(run: DemoRun, corpora: dict[str, Path]) -> None:
-    from uniaudio.sentences.registry import kinds
-
-    available = set(kinds())
-    demucs = run.path("models", "htdemucs-tiny.th")
-    if "mixture" in available and not demucs.is_file():
-        from uniaudio.sentences.demucs_model import write_tiny_htdemucs
-
-        write_tiny_htdemucs(demucs, seed=run.config.seed)
     for kind, (stores, extra) in SENTENCE_KINDS.items():
-        if kind not in available:
-            run.console.print(f"[yellow]sentences build {kind}: not available in this installation[/yellow]")
-            run.steps.append(StepRecord(f"sentences build {kind}", "not available", 0.0))
-            continue
         out = run.path("sentences", kind)
         args = ["sentences", "build", kind, str(out), "--max-tokens", str(run.config.max_tokens),
                 "--seed", str(run.config.seed), *extra]
@@ -195,8 +181,6 @@ def _sentences(run: DemoRun, corpora: dict[str, Path]) -> None:
         if kind == "text-only":
             args += ["--text", str(corpora.get("text") or run.path("corpora", "text", "corpus.jsonl")),
                      "--id-column", "id"]
-        if kind == "mixture":
-            args += ["--demucs-model", str(demucs)]
         run.step(f"sentences build {kind}", _complete(out), lambda args=args: run.cli(*args))
 
 

@@ -63,16 +63,23 @@ class EvalConfig:
 def _load_model(config: EvalConfig):
     from uniaudio.model.checkpoint import load_checkpoint
 
-    if not (Path(config.model_dir) / "config.json").is_file() and "://" not in config.model_dir:
-        raise EvalError(f"{config.model_dir}: no config.json (expected a checkpoint from `uniaudio model init`, "
-                        "`uniaudio train` or `uniaudio train export`)")
     return load_checkpoint(config.model_dir, device=config.device)
 
 
-def _check_fit(index: dict[str, Any], model, data: str) -> None:
+def _read_model_config(config: EvalConfig):
+    from uniaudio.model.checkpoint import read_config
+
+    if not (Path(config.model_dir) / "config.json").is_file() and "://" not in config.model_dir:
+        raise EvalError(f"{config.model_dir}: no config.json (expected a checkpoint from `uniaudio model init`, "
+                        "`uniaudio train` or `uniaudio train export`)")
+    return read_config(config.model_dir)
+
+
+def _check_fit(index: dict[str, Any], model_config, data: str) -> None:
+    """Refuse, before any weights are loaded, a store whose text ids the model cannot embed."""
     vocab = int((index.get("tokenizer") or {}).get("vocab_size", 0))
-    if vocab > model.config.text_vocab_size:
-        raise EvalError(f"{data}: its text tokenizer has {vocab} ids, the model only {model.config.text_vocab_size}")
+    if vocab > model_config.text_vocab_size:
+        raise EvalError(f"{data}: its text tokenizer has {vocab} ids, the model only {model_config.text_vocab_size}")
 
 
 def _sentences(config: EvalConfig, shards: list[str]) -> Iterator[Sentence]:
@@ -130,9 +137,7 @@ def _evaluate(config: EvalConfig, shards: list[str]) -> TokenTotals | AsrResult 
 def run_eval(config: EvalConfig, ray: RayConfig | None = None) -> dict[str, Any]:
     """Evaluate ``config.data`` with ``config.model_dir``; returns the JSON-able result."""
     index = read_index(config.data)
-    model = _load_model(config)
-    _check_fit(index, model, config.data)
-    del model
+    _check_fit(index, _read_model_config(config), config.data)
     shards = shard_uris(config.data, index)
     if config.workers == 1 or config.limit is not None or len(shards) < 2:
         result = _evaluate(config, shards)

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from uniaudio.core import storage
 from uniaudio.core.keys import key_problem
+from uniaudio.core.lease import LeaseConfig, holding_lease
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.shard_file import ShardLimits
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
@@ -48,6 +49,7 @@ from uniaudio.pipelines.ingest import (
     source_dataset,
 )
 from uniaudio.pipelines.io_failures import PartitionFailures
+from uniaudio.pipelines.output_guard import clear_output
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
 from uniaudio.pipelines.sources import Source, get_source
@@ -88,6 +90,8 @@ class BuildConfig:
     audio_batch_size: int = 8
     force: bool = False
     ray: RayConfig = field(default_factory=RayConfig)
+    #: The writer lease on the output (one writer per store; see uniaudio.core.lease).
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit <= 0:
@@ -322,6 +326,7 @@ def _actor_pool(config: BuildConfig, resources: dict[str, float]) -> tuple[Token
     return config.tokenize, 1
 
 
+@holding_lease
 def run_build(
     config: BuildConfig,
     on_partition: Callable[[str, Tally], None] | None = None,
@@ -332,7 +337,7 @@ def run_build(
     ``partitions`` are the source's partitions when the caller has listed them already.
     """
     if config.force:
-        storage.remove(config.output_uri)
+        clear_output(config.output_uri, config.input_uri)  # refuses inputs, bucket roots, non-store dirs
     source = config.make_source()
     layout = OutputLayout(config.output_uri)
     partitions = source.partitions() if partitions is None else partitions

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from uniaudio.core import storage
 from uniaudio.core.keys import key_problem
+from uniaudio.core.lease import LeaseConfig, holding_lease
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.retry import is_transient
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, Resources, apply_audio_stage, split_outputs
@@ -139,6 +140,8 @@ class IngestConfig:
     stage: AudioStageConfig = field(default_factory=lambda: AudioStageConfig(keep_audio=False))
     audio_batch_size: int = 16
     ray: RayConfig = field(default_factory=RayConfig)
+    #: The writer lease on the output (one writer per store; see uniaudio.core.lease).
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit <= 0:
@@ -377,6 +380,7 @@ def _summary(
 PartitionCallback = Callable[[str, Tally], None]
 
 
+@holding_lease
 def run_ingest(
     config: IngestConfig,
     on_partition: PartitionCallback | None = None,

@@ -28,14 +28,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from uniaudio.core import storage
+from uniaudio.core import shard_journal, storage
 from uniaudio.core.npy_codec import load_npy
 from uniaudio.core.shard_file import ShardFile, ShardLimits
+from uniaudio.core.shard_journal import JOURNAL_DIR, JournalEntry, write_journal_entry
 from uniaudio.core.ustar import StoreReadError, iter_members, shard_index, shard_name, split_member
 from uniaudio.sentences.sentence import Sentence, sentence_from_members
 
 __all__ = [
-    "FORMAT_NAME", "FORMAT_VERSION", "INDEX_NAME", "JOURNAL_DIR", "JournalEntry", "SentenceStoreWriter",
+    "FORMAT_NAME", "FORMAT_VERSION", "INDEX_NAME", "SentenceStoreWriter",
     "ShardInfo", "decode_member", "iter_sentences", "iter_shard", "read_index", "read_journal", "shard_uris",
 ]
 
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "uniaudio-sentence-store"
 FORMAT_VERSION = 2
 INDEX_NAME = "index.json"
-JOURNAL_DIR = "_journal"
 
 
 @dataclass
@@ -60,33 +60,10 @@ class ShardInfo:
     tasks: dict[str, list[int]] = field(default_factory=dict)
     strategies: dict[str, list[int]] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ShardInfo:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
-
-@dataclass
-class JournalEntry:
-    """A committed shard, the keys in it, and the writer's notes (units completed, skips counted)."""
-
-    shard: ShardInfo
-    keys: list[str]
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> bytes:
-        return json.dumps({"shard": asdict(self.shard), "keys": self.keys, "notes": self.notes}).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> JournalEntry:
-        d = json.loads(data)
-        return cls(ShardInfo.from_dict(d["shard"]), list(d["keys"]), d.get("notes") or {})
-
-
-def read_journal(uri: str) -> list[JournalEntry]:
-    """Committed shards of a store being (or having been) written, in shard order."""
-    entries = [JournalEntry.from_json(storage.read_bytes(u))
-               for u in storage.glob(storage.join(uri, JOURNAL_DIR), "shard-*.json")]
-    return sorted(entries, key=lambda e: e.shard.name)
+def read_journal(uri: str) -> list[JournalEntry[ShardInfo]]:
+    """Committed shards of a sentence store being (or having been) written, in shard order."""
+    return shard_journal.read_journal(uri, ShardInfo)
 
 
 def _bump(table: dict[str, list[int]], name: str | None, tokens: int) -> None:
@@ -185,8 +162,7 @@ class SentenceStoreWriter:
             return None
         self._info.bytes, self._info.sha256 = self._file.commit()
         entry = JournalEntry(self._info, self._keys, {**(notes or {}), "fingerprint": self.fingerprint})
-        journal_uri = storage.join(self.uri, JOURNAL_DIR, self._info.name.removesuffix(".tar") + ".json")
-        storage.atomic_write_bytes(journal_uri, entry.to_json())
+        write_journal_entry(self.uri, entry)
         self._journal.append(entry)
         self.committed_keys.update(self._keys)
         self._file, self._info, self._keys = None, None, []

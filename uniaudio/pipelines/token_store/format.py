@@ -21,14 +21,12 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "INDEX_NAME",
-    "JOURNAL_DIR",
     "StoreSpec",
 ]
 
 FORMAT_NAME = "uniaudio-token-store"
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
-JOURNAL_DIR = "_journal"
 
 
 @dataclass(frozen=True)

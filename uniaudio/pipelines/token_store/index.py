@@ -1,7 +1,7 @@
 """``index.json`` and the per-shard journal entries it is assembled from.
 
-The journal (``_journal/shard-NNNNNN.json``) is written atomically right after each shard is
-committed, and holds the shard's :class:`ShardEntry`, its keys and the caller's notes (e.g. which
+The journal (``_journal/shard-NNNNNN.json``, :mod:`uniaudio.core.shard_journal`) is written atomically
+after each shard is committed, and holds the shard's :class:`ShardEntry`, its keys and the caller's notes (e.g. which
 input partitions the shard completes). A writer that crashed resumes from it; ``index.json`` is
 rebuilt from it and written last, so its presence means the store is complete.
 """
@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from uniaudio.core import storage
-from uniaudio.pipelines.token_store.format import FORMAT_NAME, FORMAT_VERSION, INDEX_NAME, JOURNAL_DIR
+from uniaudio.core import shard_journal, storage
+from uniaudio.core.shard_journal import JOURNAL_DIR, JournalEntry, record_from_dict
+from uniaudio.pipelines.token_store.format import FORMAT_NAME, FORMAT_VERSION, INDEX_NAME
 
-__all__ = ["JournalEntry", "ShardEntry", "StoreIndex", "read_index", "read_journal"]
+__all__ = ["ShardEntry", "StoreIndex", "read_index", "read_journal"]
 
 
 @dataclass
@@ -32,24 +33,6 @@ class ShardEntry:
     recon_tokens: int
     sources: dict[str, int] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ShardEntry:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-@dataclass
-class JournalEntry:
-    shard: ShardEntry
-    keys: list[str]
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> bytes:
-        return json.dumps({"shard": asdict(self.shard), "keys": self.keys, "notes": self.notes}).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> JournalEntry:
-        d = json.loads(data)
-        return cls(shard=ShardEntry.from_dict(d["shard"]), keys=list(d["keys"]), notes=d.get("notes", {}))
 
 
 @dataclass
@@ -97,7 +80,7 @@ class StoreIndex:
                 raise ValueError(f"version {d.get('version')} is newer than this uniaudio ({FORMAT_VERSION})")
             return cls(
                 codec=d.get("codec") or {},
-                shards=[ShardEntry.from_dict(s) for s in d["shards"]],
+                shards=[record_from_dict(ShardEntry, s) for s in d["shards"]],
                 format=d["format"],
                 version=int(d["version"]),
                 created_at=d.get("created_at", ""),
@@ -118,9 +101,6 @@ def read_index(store_uri: str) -> StoreIndex:
     return StoreIndex.from_json(storage.read_bytes(uri), where=uri)
 
 
-def read_journal(store_uri: str) -> list[JournalEntry]:
-    """Committed shards of a store being (or having been) written, in shard order."""
-    entries = []
-    for uri in storage.glob(storage.join(store_uri, JOURNAL_DIR), "shard-*.json"):
-        entries.append(JournalEntry.from_json(storage.read_bytes(uri)))
-    return sorted(entries, key=lambda e: e.shard.name)
+def read_journal(store_uri: str) -> list[JournalEntry[ShardEntry]]:
+    """Committed shards of a token store being (or having been) written, in shard order."""
+    return shard_journal.read_journal(store_uri, ShardEntry)

@@ -20,14 +20,19 @@ from typing import Any
 
 from uniaudio.core import storage
 from uniaudio.core.shard_file import ShardFile, ShardLimits
+from uniaudio.core.shard_journal import JournalEntry, write_journal_entry
 from uniaudio.core.ustar import shard_index, shard_name
-from uniaudio.pipelines.token_store.format import INDEX_NAME, JOURNAL_DIR
-from uniaudio.pipelines.token_store.index import JournalEntry, ShardEntry, StoreIndex, read_journal
+from uniaudio.pipelines.token_store.format import INDEX_NAME
+from uniaudio.pipelines.token_store.index import ShardEntry, StoreIndex, read_journal
 from uniaudio.pipelines.token_store.sample import TokenSample
 
-__all__ = ["DuplicateKeyError", "TokenStoreWriter"]
+__all__ = ["CodecMismatchError", "DuplicateKeyError", "TokenStoreWriter"]
 
 log = logging.getLogger(__name__)
+
+
+class CodecMismatchError(ValueError):
+    """Resuming a store with tokens of another codec (mixing them would make the store meaningless)."""
 
 
 class DuplicateKeyError(ValueError):
@@ -110,7 +115,7 @@ class TokenStoreWriter:
         old = {e.notes.get("codec_fingerprint") for e in self._journal} - {None}
         new = self.codec.get("fingerprint")
         if old and new not in old:
-            raise ValueError(
+            raise CodecMismatchError(
                 f"{self.uri} holds tokens from codec fingerprint {sorted(old)}, not {new!r}; "
                 "write to a new store or rebuild with --force"
             )
@@ -150,8 +155,7 @@ class TokenStoreWriter:
         entry = shard.finish()
         notes = {"codec_fingerprint": self.codec.get("fingerprint"), "codec": self.codec}
         journal = JournalEntry(shard=entry, keys=shard.keys, notes=notes)
-        journal_uri = storage.join(self.uri, JOURNAL_DIR, f"{shard.name.removesuffix('.tar')}.json")
-        storage.atomic_write_bytes(journal_uri, journal.to_json())
+        write_journal_entry(self.uri, journal)
         self._journal.append(journal)
         self.committed_keys.update(shard.keys)
         if self.on_commit:

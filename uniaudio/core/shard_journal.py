@@ -1,0 +1,54 @@
+"""The per-shard journal every store keeps while it is written (token stores, sentence stores).
+
+Right after a shard is committed, ``<store>/_journal/shard-NNNNNN.json`` is written atomically with the
+shard's record (a dataclass with a ``name``), the keys it holds and the writer's notes (e.g. the input
+partitions or units it completes, fingerprints). A writer that crashed resumes from the journal, and the
+store's ``index.json`` is assembled from it and written last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Generic, TypeVar
+
+from uniaudio.core import storage
+
+__all__ = ["JOURNAL_DIR", "JournalEntry", "read_journal", "record_from_dict", "write_journal_entry"]
+
+JOURNAL_DIR = "_journal"
+
+S = TypeVar("S")
+
+
+def record_from_dict(cls: type[S], d: dict[str, Any]) -> S:
+    """``cls(**d)`` keeping only ``cls``'s fields (older or newer writers may add or drop some)."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class JournalEntry(Generic[S]):
+    """A committed shard's record, the keys in it, and the writer's notes."""
+
+    shard: S
+    keys: list[str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"shard": asdict(self.shard), "keys": self.keys, "notes": self.notes}).encode()
+
+
+def write_journal_entry(store_uri: str, entry: JournalEntry) -> None:
+    """Record ``entry`` under the store's journal (atomically; named after the shard)."""
+    name = entry.shard.name.removesuffix(".tar")  # type: ignore[attr-defined]
+    storage.atomic_write_bytes(storage.join(store_uri, JOURNAL_DIR, f"{name}.json"), entry.to_json())
+
+
+def read_journal(store_uri: str, shard_type: type[S]) -> list[JournalEntry[S]]:
+    """Committed shards of a store being (or having been) written, in shard order."""
+    entries = []
+    for uri in storage.glob(storage.join(store_uri, JOURNAL_DIR), "shard-*.json"):
+        d = json.loads(storage.read_bytes(uri))
+        entries.append(JournalEntry(record_from_dict(shard_type, d["shard"]), list(d["keys"]), d.get("notes") or {}))
+    return sorted(entries, key=lambda e: e.shard.name)  # type: ignore[attr-defined]
