@@ -28,7 +28,7 @@ lock:
 
 test: setup
 	$(VENV)/bin/ruff check uniaudio tests bench
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/uniaudio demo --workdir demo-out
