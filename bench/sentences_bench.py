@@ -10,7 +10,13 @@ run measures, per input shard and in this process:
 and reports sentences/s and the overhead of assembly over the read (goal: under 50 %). With ``--ray`` it
 also times the whole ``sentences build`` (Ray Data + the driver's writer) end to end.
 
-    python bench/sentences_bench.py --samples 4000 [--ray]
+With ``--mixture N`` it also writes speech and sound token stores of N synthetic clips each (2–6 s, real audio
+files tokenized by the ``tiny`` codec, ``segment`` windows) and, in the same run, times the ``mixture`` builder
+over every unit (read a and b through their origins, mix, tokenize c, assemble, encode members) against the
+codec alone tokenizing the very waveforms the builder gave it, in the same batches; it reports audio-seconds
+(of new audio, c) per second for both.
+
+    python bench/sentences_bench.py --samples 4000 [--ray] [--mixture 24] [--no-token-level]
 """
 
 from __future__ import annotations
@@ -63,14 +69,95 @@ def time_units(store: str, kind: str | None) -> tuple[float, int, int]:
     return time.perf_counter() - t0, samples, sentences
 
 
+def make_audio_stores(root: str, n: int, config) -> list[str]:
+    """Speech and sound token stores of ``n`` synthetic clips each, whose origins are real wav files."""
+    from pathlib import Path
+
+    from uniaudio.pipelines.token_store.sample import TokenSample, sample_metadata
+    from uniaudio.pipelines.tokenize_stage import load_tokenizer, stage_codec_meta
+    from uniaudio.sentences.audio_render import read_origin_audio
+    from uniaudio.testing.audio import write_audio
+
+    meta, codec = stage_codec_meta(config), load_tokenizer(config)
+    rng = np.random.default_rng(1)
+    stores = []
+    for source in ("librispeech", "audiocaps"):
+        uri = f"{root}/{source}"
+        with TokenStoreWriter(uri, meta, ShardLimits(max_samples=max(1, n // 4))) as writer:
+            for i in range(n):
+                seconds = round(float(rng.uniform(2, 6)), 2)
+                path = write_audio(Path(root, "corpus", source, f"{i:05d}.wav"), seconds, 24000, seed=i,
+                                   f0=float(rng.uniform(100, 900)))
+                md = sample_metadata(key=f"{source}/c{i:05d}", source=source, duration_s=seconds, codec=meta,
+                                     audio_uri=str(path))
+                enc = codec.encode([read_origin_audio(md)])[0]
+                writer.write(TokenSample(key=md["key"], reason=enc.reason, recon=enc.recon, meta=md))
+        stores.append(uri)
+    return stores
+
+
+def bench_mixture(root: str, n: int) -> None:
+    """``mixture`` (whole unit work, in process) vs the codec alone on the same waveforms, audio-seconds/s."""
+    from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
+    from uniaudio.sentences.audio_render import CodecHandle, codec_extra, codec_handle
+    from uniaudio.sentences.sources import codec_of_inputs
+
+    config = TokenizeStageConfig(codec="tiny", window_mode="segment")
+    stores = make_audio_stores(root, n, config)
+    codec = codec_of_inputs(stores)
+    options = BuildOptions(kind="mixture", extra=codec_extra(config))
+    builder = get_builder("mixture")
+    builder.check(options, codec)
+    handle = codec_handle(BuildContext(options, "warm-up", codec["fingerprint"]))  # loaded once, outside the timing
+    calls: list[list[np.ndarray]] = []
+    real_encode = CodecHandle.encode
+
+    def recording(handle, waves, keys=None):
+        calls.append([np.array(w, copy=True) for w in waves])
+        return real_encode(handle, waves, keys)
+
+    CodecHandle.encode = recording
+    try:
+        shards = list_input_shards(stores)
+        sentences = 0
+        t0 = time.perf_counter()
+        for unit in builder.units(shards, options):
+            read = [s for shard in unit["shards"] for s in read_input_shard(shard)]
+            for item in builder.build_unit(unit, read, BuildContext(options, unit["id"], codec["fingerprint"])):
+                if hasattr(item, "members"):
+                    item.members()
+                    sentences += 1
+        t_mix = time.perf_counter() - t0
+    finally:
+        CodecHandle.encode = real_encode
+    t0 = time.perf_counter()
+    for waves in calls:
+        handle.encode(waves)
+    t_codec = time.perf_counter() - t0
+    seconds = sum(len(w) for waves in calls for w in waves) / 24000
+    print(f"mixture: {n} speech + {n} sound clips; {sentences} sentences, {seconds:.1f} s of mixed audio tokenized "
+          f"in {len(calls)} codec calls (tiny codec, segment windows, CPU)")
+    print(f"{'what':<28}{'s':>8}{'audio-s/s':>11}")
+    print(f"{'codec alone (same waves)':<28}{t_codec:>8.2f}{seconds / t_codec:>11.2f}")
+    print(f"{'mixture (whole unit work)':<28}{t_mix:>8.2f}{seconds / t_mix:>11.2f}   "
+          f"({(t_mix / t_codec - 1) * 100:+.0f} % over the codec)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--shard-samples", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ray", action="store_true", help="also time the full Ray build end to end")
+    parser.add_argument("--mixture", type=int, default=0, metavar="N",
+                        help="also time mixture vs the codec alone over N speech + N sound clips")
+    parser.add_argument("--no-token-level", action="store_true", help="skip the token-level figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.mixture:
+            bench_mixture(f"{tmp}/mixture", args.mixture)
+        if args.no_token_level:
+            return
         store = f"{tmp}/speech"
         make_store(store, args.samples, args.shard_samples)
         time_units(store, None)  # warm the page cache and imports

@@ -13,7 +13,29 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from uniaudio.cli.common import DryRun, RayAddress, print_ray_log_note
+from uniaudio.cli.codec_options import (
+    CodecBatchSize,
+    CodecCkpt,
+    CodecDir,
+    CodecName,
+    DistillFeatures,
+    GpusPerWorker,
+    MusicSSL,
+    WavLM,
+    Whisper,
+    WindowMode,
+    codec_stage_config,
+)
+from uniaudio.cli.common import (
+    BreakLock,
+    DryRun,
+    LockTimeout,
+    RayAddress,
+    lease_config,
+    print_ray_log_note,
+    report_problems,
+    reported_errors,
+)
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -48,38 +70,53 @@ def build(
     max_tokens: Annotated[int, typer.Option(help="Longest sentence in the model's sequence format.", min=16)] = 2048,
     seed: Annotated[int, typer.Option(help="Seed of every random choice (same seed, same store).")] = 0,
     limit: Annotated[int | None, typer.Option(help="Write at most N sentences.", min=1, show_default=False)] = None,
-    codec: Annotated[str | None, typer.Option(
-        help="Codec for audio-level kinds (mixture, variation): name, as in `shards build`.",
-        show_default=False)] = None,
-    codec_dir: Annotated[str | None, typer.Option(
-        help="Codec checkpoint-set directory for audio-level kinds.", show_default=False)] = None,
-    demucs_model: Annotated[str | None, typer.Option(
-        help="mixture: local HTDemucs checkpoint for music stems.", show_default=False)] = None,
-    backend: Annotated[str | None, typer.Option(
-        help="variation: rendering backend (dsp, espeak).", show_default=False)] = None,
     text_column: Annotated[str, typer.Option(help="text-only: column / JSON field holding the text.")] = "text",
     id_column: Annotated[str | None, typer.Option(
         help="text-only: column with a unique document id (default: <file>_<row>).", show_default=False)] = None,
     shard_samples: Annotated[int, typer.Option(help="Sentences per shard.", min=1)] = 4096,
+    codec: CodecName = "tiny",
+    codec_ckpt: CodecCkpt = None,
+    codec_dir: CodecDir = None,
+    whisper: Whisper = None,
+    wavlm: WavLM = None,
+    music_ssl: MusicSSL = None,
+    window_mode: WindowMode = None,
+    distill_features: DistillFeatures = False,
+    gpus_per_worker: GpusPerWorker = 0.0,
+    batch_size: CodecBatchSize = 8,
+    demucs_model: Annotated[str | None, typer.Option(
+        help="mixture: a local HTDemucs checkpoint (demucs .th or .safetensors) to separate music into vocals and "
+        "accompaniment for extra triples.", show_default=False)] = None,
+    variation_backend: Annotated[str | None, typer.Option(
+        help="variation: renderer of the acoustic variants, 'dsp' (pitch/speed/gain of the real recording; "
+        "default) or 'espeak' (the espeak-ng program, Debian package espeak-ng).", show_default=False)] = None,
+    variants: Annotated[int | None, typer.Option(
+        help="variation: renditions of each text per sentence, 2-8 (default 3).", show_default=False)] = None,
     ray_address: RayAddress = None,
     dry_run: DryRun = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing sentence store.")] = False,
+    break_lock: BreakLock = False,
+    lock_timeout: LockTimeout = 600.0,
 ) -> None:
     """Build a sentence store of one task or strategy from token stores (and text corpora).
 
     Ray Data runs the work, one task per input shard; a build that stops (crash, kill, --limit) resumes
     where it stopped when the same command is run again. The summary counts sentences and tokens per
-    task/strategy and the records skipped, by reason.
+    task/strategy and the records skipped, by reason. Audio-level kinds (mixture, variation) tokenize new audio on the
+    workers with the codec options of `shards build`, which must give the input stores' codec.
 
     Examples:
       uniaudio sentences build asr ./sentences/asr --tokens ./tokens/librispeech
       uniaudio sentences build speech-text s3://b/sent/st --tokens s3://b/tok/mls --tokens s3://b/tok/emilia
       uniaudio sentences build text-only ./sentences/text --text ./olmo-sample --tokenizer ./llama-3.2
+      uniaudio sentences build mixture ./sentences/mix --tokens ./tokens/ls --tokens ./tokens/audiocaps \
+          --tokens ./tokens/musiccaps --codec official --codec-dir /ckpt/uniaudio2_ckpt --demucs-model htdemucs.th
     """
     from uniaudio.core.ray_runtime import RayConfig
+    from uniaudio.sentences.audio_render import codec_extra
     from uniaudio.sentences.build import BuildRequest, BuildSummary, build_sentences
     from uniaudio.sentences.documents import TextInput
-    from uniaudio.sentences.registry import kinds
+    from uniaudio.sentences.registry import get_builder, kinds
     from uniaudio.sentences.sources import parse_pool_option
 
     try:
@@ -87,11 +124,24 @@ def build(
             raise ValueError(f"unknown KIND {kind!r}; choose one of {', '.join(kinds())}")
         pools = dict(parse_pool_option(p) for p in pool or [])
         texts = tuple(asdict(TextInput(t, text_column=text_column, id_column=id_column)) for t in text or [])
-        codec_options = {k: v for k, v in {"codec": codec, "codec_dir": codec_dir}.items() if v}
-        extra = {k: v for k, v in {"demucs_model": demucs_model, "backend": backend}.items() if v}
+        extra: dict = {}
+        if get_builder(kind).needs_codec:
+            extra.update(codec_extra(codec_stage_config(codec, codec_ckpt, codec_dir, whisper, wavlm, music_ssl,
+                                                        window_mode, distill_features, batch_size, gpus_per_worker)))
+        if demucs_model:
+            if kind != "mixture":
+                raise ValueError(f"--demucs-model is an option of mixture, not of {kind}")
+            extra["demucs_model"] = str(Path(demucs_model).resolve())
+        if kind == "variation":
+            from uniaudio.sentences.variation import variation_extra
+
+            extra.update(variation_extra(variation_backend, variants))
+        elif variation_backend or variants is not None:
+            raise ValueError(f"--variation-backend and --variants are options of variation, not of {kind}")
         request = BuildRequest(kind=kind, output_uri=output, tokens=tuple(tokens or []), text=texts, pools=pools,
                                tokenizer=tokenizer, max_tokens=max_tokens, seed=seed, limit=limit,
-                               codec={**codec_options, **extra}, shard_samples=shard_samples, overwrite=overwrite)
+                               shard_samples=shard_samples, overwrite=overwrite, extra=extra,
+                               lease=lease_config(break_lock, lock_timeout))
     except _USER_ERRORS as e:
         _fail(e)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
@@ -103,7 +153,9 @@ def build(
                                               f"{s.tokens:,} tokens, {sum(s.skipped.values()):,} skipped")
 
         try:
-            summary = build_sentences(request, RayConfig(address=ray_address), dry_run=dry_run, on_progress=update)
+            with reported_errors(console):  # another writer holds the store, or storage stayed down
+                summary = build_sentences(request, RayConfig(address=ray_address, log_to=output), dry_run=dry_run,
+                                          on_progress=update)
         except _USER_ERRORS as e:
             _fail(e)
     if summary.dry_run:
@@ -185,15 +237,12 @@ def validate(
 
     with console.status("validating") as status:
         problems = validate_sentence_store(uri, on_shard=lambda name: status.update(f"validating {name}"))
-    if not problems:
+
+    def summary() -> str:
         t = read_index(uri)["totals"]
-        console.print(f"[green]OK[/green] {uri}: {t['shards']} shards, {t['samples']:,} sentences, "
-                      f"{t['tokens']:,} tokens")
-        return
-    console.print(f"[red]{len(problems)} problem(s)[/red] in {uri}:")
-    for p in problems:
-        console.print(f"  - {p}", markup=False, highlight=False)
-    raise typer.Exit(1)
+        return f"{t['shards']} shards, {t['samples']:,} sentences, {t['tokens']:,} tokens"
+
+    report_problems(console, uri, problems, summary)
 
 
 @app.command()

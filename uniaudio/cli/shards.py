@@ -57,6 +57,7 @@ from uniaudio.cli.common import (
     reported_errors,
 )
 from uniaudio.core import storage
+from uniaudio.pipelines.audio_stage import DEFAULT_MAX_DURATION_S
 from uniaudio.pipelines.progress import PartitionProgress, render_rejects
 from uniaudio.pipelines.token_store import read_index, validate_store
 from uniaudio.pipelines.token_store.lookup import find_sample, is_store
@@ -90,7 +91,7 @@ def build(
     split: Split = None,
     limit: Limit = None,
     min_duration: MinDuration = 0.5,
-    max_duration: MaxDuration = None,
+    max_duration: MaxDuration = DEFAULT_MAX_DURATION_S,
     window: Window = None,
     min_window: MinWindow = None,
     silence_dbfs: SilenceDbfs = -60.0,

@@ -10,6 +10,8 @@ sentences in unit order and commits a shard whenever it is full; each shard's jo
 units finished and the records skipped since the previous one. A rerun after a crash or kill therefore
 skips finished units and drops sentences already committed, so every sentence is in the store exactly
 once, and the summary (skips included) counts each unit once. ``--limit N`` stops after N sentences.
+The build holds the output's writer lease (:func:`uniaudio.core.lease.writer_lease`), so a second
+build of the same store is refused while the first runs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from uniaudio.core.lease import LeaseConfig, writer_lease
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.shard_file import ShardLimits
 from uniaudio.sentences.registry import BuildContext, BuildOptions, Skip, get_builder
@@ -46,9 +49,10 @@ class BuildRequest:
     max_tokens: int = 2048
     seed: int = 0
     limit: int | None = None
-    codec: dict[str, Any] = field(default_factory=dict)
     shard_samples: int = 4096
     overwrite: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # kind-specific options (e.g. "codec"), JSON-able
+    lease: LeaseConfig = field(default_factory=LeaseConfig)  # the writer lease on the output (core.lease)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -119,14 +123,13 @@ def build_sentences(request: BuildRequest, ray_config: RayConfig | None = None, 
     builder = get_builder(request.kind)
     if builder.needs_tokens and not request.tokens:
         raise ValueError(f"{request.kind} builds from token stores: give at least one --tokens URI")
-    if builder.needs_codec and not request.codec:
-        raise ValueError(f"{request.kind} re-tokenizes audio: give the codec with --codec-dir")
     codec = codec_of_inputs(list(request.tokens)) if request.tokens else {}
     shards = list_input_shards(list(request.tokens), request.pools) if request.tokens else []
     tokenizer = TextTokenizer.load(request.tokenizer)
     options = BuildOptions(kind=request.kind, max_tokens=request.max_tokens, seed=request.seed,
-                           tokenizer=tokenizer.path if request.tokenizer else None, codec=request.codec,
-                           extra={"text": list(request.text)})
+                           tokenizer=tokenizer.path if request.tokenizer else None,
+                           extra={**request.extra, "text": list(request.text)})
+    builder.check(options, codec)
     units = builder.units(shards, options)
     summary = BuildSummary(units=len(units), dry_run=dry_run)
     if dry_run:
@@ -134,9 +137,10 @@ def build_sentences(request: BuildRequest, ray_config: RayConfig | None = None, 
     fingerprint = {"kind": request.kind, "tokens": list(request.tokens), "text": list(request.text),
                    "pools": request.pools, "tokenizer": tokenizer.fingerprint,
                    "codec": codec.get("fingerprint"), "max_tokens": request.max_tokens, "seed": request.seed,
-                   "limit": request.limit, "codec_options": request.codec}
-    with SentenceStoreWriter(request.output_uri, fingerprint, ShardLimits(max_samples=request.shard_samples),
-                             overwrite=request.overwrite) as writer:
+                   "limit": request.limit, **({"extra": request.extra} if request.extra else {})}
+    with writer_lease(request.output_uri, request.lease), \
+            SentenceStoreWriter(request.output_uri, fingerprint, ShardLimits(max_samples=request.shard_samples),
+                                overwrite=request.overwrite) as writer:
         done = {u for n in writer.notes for u in n.get("units", [])}
         for n in writer.notes:
             summary.skipped.update(n.get("skipped", {}))
@@ -154,7 +158,7 @@ def build_sentences(request: BuildRequest, ray_config: RayConfig | None = None, 
                 _run_unit, batch_size=1, batch_format="numpy", zero_copy_batch=True,
                 fn_kwargs={"kind": request.kind, "options": json.dumps(asdict(options)),
                            "codec_fingerprint": codec.get("fingerprint")},
-                **builder.ray_remote_args())
+                **builder.ray_remote_args(options))
             for row in ds.iter_rows():
                 if row["end"]:
                     pending_units.append(row["unit"])
@@ -180,7 +184,7 @@ def build_sentences(request: BuildRequest, ray_config: RayConfig | None = None, 
             tokenizer=tokenizer.describe(), codec=codec or None, codec_fingerprint=codec.get("fingerprint"),
             inputs={"tokens": list(request.tokens), "text": list(request.text), "pools": request.pools},
             options={"max_tokens": request.max_tokens, "seed": request.seed, "limit": request.limit,
-                     "codec": request.codec},
+                     **({"extra": request.extra} if request.extra else {})},
             units={"total": len(units), "done": summary.units_done},
             skipped=dict(sorted(summary.skipped.items())))
     summary.shards = index["totals"]["shards"]

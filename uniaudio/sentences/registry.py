@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -48,7 +49,6 @@ class BuildOptions:
     max_tokens: int = 2048
     seed: int = 0
     tokenizer: str | None = None
-    codec: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,7 +75,6 @@ class BuildContext:
         self.options = options
         self.unit_id = unit_id
         self.max_tokens = options.max_tokens
-        self.codec = options.codec
         self.codec_fingerprint = codec_fingerprint
         self.tokenizer = _tokenizer(options.tokenizer)
         digest = hashlib.sha256(f"{options.seed}/{options.kind}/{unit_id}".encode()).digest()
@@ -133,23 +132,29 @@ def _cut_features(feats: np.ndarray, recon_frames: int, a: int, b: int) -> np.nd
     return np.ascontiguousarray(feats[a * k : b * k])
 
 
-class SentenceBuilder:
+class SentenceBuilder(ABC):
     """Base class of task and strategy builders (see the module docstring)."""
 
     kind: ClassVar[str]
     strategy: ClassVar[str | None] = None
-    needs_codec: ClassVar[bool] = False
     needs_tokens: ClassVar[bool] = True
+    needs_codec: ClassVar[bool] = False  # tokenizes new audio: the CLI passes the codec options (audio_render)
+
+    def check(self, options: BuildOptions, input_codec: dict[str, Any]) -> None:
+        """Driver side, before any unit runs: refuse options that cannot work (``ValueError`` with the fix),
+        e.g. a codec whose fingerprint differs from ``input_codec`` (the input stores' codec record)."""
+        return None
 
     def units(self, shards: list[InputShard], options: BuildOptions) -> list[dict[str, Any]]:
         """The work units, in output order: by default one per input shard."""
         return [{"id": f"{s.store_index}-{s.shard_index}", "shards": [s.to_dict()]} for s in shards]
 
+    @abstractmethod
     def build_unit(self, unit: dict[str, Any], samples: list[SourceSample],
                    ctx: BuildContext) -> Iterator[Sentence | Skip]:
-        raise NotImplementedError
+        """The sentences of one unit (and :class:`Skip` for each record that cannot make one), in order."""
 
-    def ray_remote_args(self) -> dict[str, Any]:
+    def ray_remote_args(self, options: BuildOptions) -> dict[str, Any]:
         """Resources of one unit's task (e.g. ``{"num_gpus": 1}`` for a GPU stage)."""
         return {}
 
