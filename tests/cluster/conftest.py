@@ -1,10 +1,11 @@
 """A real Ray head for the tests that run commands against a cluster (``--ray-address``, ``submit``, ``jobs``).
 
-``ray_head`` (module scope) runs ``ray start --head --block`` on 127.0.0.1 with its dashboard (which serves
-the Jobs API), every port chosen free, 2 CPUs, a 200 MB object store and its own ``--temp-dir``. Ray
-writes the head's address file (``ray_current_cluster``) into that directory, not into /tmp/ray, so a
-bare ``ray.init()`` elsewhere never finds the head; the suite's embedded Ray (tests/conftest.py) and
-``RAY_ADDRESS`` of this process are left alone. Commands reach the head as subprocesses that are given
+``ray_head`` (session scope: one head for every test module here, started once) runs ``ray start --head
+--block`` on 127.0.0.1 with its dashboard (which serves the Jobs API), every port chosen free, 2 CPUs, a
+200 MB object store and its own ``--temp-dir``. Ray writes the head's address file
+(``ray_current_cluster``) into that directory, not into /tmp/ray, so a bare ``ray.init()`` elsewhere never
+finds the head; the suite's embedded Ray (tests/conftest.py) and ``RAY_ADDRESS`` of this process are left
+alone. Commands reach the head as subprocesses that are given
 its address (``head.uniaudio(...)``). The head is stopped by signalling the process group of the
 ``ray start`` it launched, never with ``ray stop`` (that kills every Ray on the machine); should pytest
 itself be killed, the kernel sends ``ray start`` SIGTERM (parent-death signal) and the head goes too.
@@ -146,9 +147,9 @@ def _start_head() -> RayHead:
                    temp_dir=temp_dir, process=process)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_head() -> Iterator[RayHead]:
-    """A Ray head with the Jobs API on 127.0.0.1 for this test module (see the module docstring).
+    """A Ray head with the Jobs API on 127.0.0.1 for the cluster tests (see the module docstring).
 
     A start that fails (on a loaded machine the raylet can time out waiting for its agents) is retried
     once with fresh ports and a fresh temp dir.

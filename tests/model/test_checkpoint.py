@@ -39,7 +39,7 @@ def test_mismatched_weights_list_every_key(tmp_path: Path, tiny_model: UniAudioM
     save_checkpoint(tiny_model, str(ckpt))
     state = load_file(str(ckpt / "model.safetensors"))
     del state["lm_head.weight"], state["generation.norm.weight"]
-    state["audio_head"] = torch.zeros(8, 32, 3)
+    state["audio_head.weight"] = torch.zeros(8, 32, 3)
     state["extra.bias"] = torch.zeros(2)
     save_file(state, str(ckpt / "model.safetensors"))
     with pytest.raises(ValueError) as e:
@@ -48,7 +48,7 @@ def test_mismatched_weights_list_every_key(tmp_path: Path, tiny_model: UniAudioM
     assert "model.safetensors" in msg
     assert "missing keys (2): ['generation.norm.weight', 'lm_head.weight']" in msg
     assert "unexpected keys (1): ['extra.bias']" in msg
-    assert "audio_head: file (8, 32, 3) vs model (8, 32, 204)" in msg
+    assert "audio_head.weight: file (8, 32, 3) vs model (8, 32, 204)" in msg
 
 
 def test_bad_config_is_named(tmp_path: Path, tiny_model: UniAudioModel) -> None:

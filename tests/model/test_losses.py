@@ -59,7 +59,7 @@ def test_total_is_weighted_sum_and_metrics_split_streams(tiny_model: UniAudioMod
     hits = (out.audio_logits[~is_reason, 3].argmax(-1) == out.audio_targets[~is_reason, 3]).float().mean()
     torch.testing.assert_close(m["recon_cb3_acc"], hits)
     loss.total.backward()
-    assert tiny_model.lm_head.weight.grad is not None and tiny_model.audio_head.grad is not None
+    assert tiny_model.lm_head.weight.grad is not None and tiny_model.audio_head.weight.grad is not None
 
 
 def test_aux_distillation_loss_is_added_in_stage_one(tiny_config: UniAudioConfig) -> None:

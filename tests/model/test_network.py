@@ -79,6 +79,14 @@ def test_param_groups_cover_everything_once(tiny_config: UniAudioConfig) -> None
     assert sorted(named) == sorted(n for n, _ in model.named_parameters())
 
 
+def test_root_module_holds_no_parameter_of_its_own(tiny_model: UniAudioModel) -> None:
+    """ZeRO-3 gathers a parameter only around its module's forward and backward, and the root's backward hook
+    never fires (its output, TrainOutput, is opaque to DeepSpeed): every weight lives in a submodule."""
+    assert list(tiny_model.named_parameters(recurse=False)) == []
+    assert tiny_model.state_dict()["audio_head.weight"].shape == (8, tiny_model.config.local_decoder.d_model,
+                                                                  tiny_model.config.tokens.audio.card)
+
+
 def test_frozen_groups_stay_bit_identical(tiny_model: UniAudioModel, tiny_config: UniAudioConfig) -> None:
     from uniaudio.model.losses import compute_loss
 

@@ -14,7 +14,8 @@ from uniaudio.model.sequence import collate
 from uniaudio.testing.sentence_stores import write_random_store
 from uniaudio.train.loader import LoaderConfig, StoreSpec, TrainLoader
 from uniaudio.train.recipe import load_recipe
-from uniaudio.train.stores import StoreMismatch, check_fits, load_shard, mixture_weights, open_store
+from uniaudio.train.stores import StoreMismatch, check_fits, check_split, load_shard, mixture_weights, open_store
+from uniaudio.train.stream import RankStream, owned_samples
 
 TASKS = ("asr", "tts", "text-only")
 
@@ -86,6 +87,40 @@ def test_packed_loss_sums_equal_the_samples_one_by_one(stores):
         alone = sum(compute_loss(model(collate([s])), collate([s]), cfg.loss, cfg.tokens.audio).sums for s in seqs)
     assert mb.batch.tokens.shape[0] == 2 and len(seqs) > 2  # really packed
     torch.testing.assert_close(packed.sums, alone, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("sizes", "world"), [((1,), 2), ((1, 1, 5), 4), ((3, 2), 2), ((2, 7, 1), 5)])
+def test_owned_samples_counts_what_each_rank_reads(sizes, world):
+    read = []
+    for rank in range(world):
+        stream = RankStream(0, "mem://store", [str(i) for i in range(len(sizes))], rank, world, seed=1,
+                            load_shard=lambda _uri, shard: [f"{shard}/{i}" for i in range(sizes[int(shard)])])
+        keys = []
+        if owned_samples(sizes, rank, world) == 0:
+            with pytest.raises(ValueError, match=f"rank {rank} of {world} owns no samples"):
+                stream.next()
+        else:
+            while (drawn := stream.next()).ref[1] == 0:  # the first epoch
+                keys.append(drawn.sample)
+        assert len(keys) == owned_samples(sizes, rank, world)
+        read += keys
+    assert sorted(read) == sorted(f"{s}/{i}" for s, n in enumerate(sizes) for i in range(n))
+
+
+def test_a_store_that_leaves_a_rank_without_samples_is_refused_before_training(stores, tmp_path):
+    from typer.testing import CliRunner
+
+    from uniaudio.cli.main import app
+
+    one = write_random_store(str(tmp_path / "one"), "text-only", 1, 1)
+    check_split(open_store(one), 1)
+    with pytest.raises(StoreMismatch, match=r"1 samples in 1 shards cannot feed 2 workers .* rank\(s\) \[1\] would "
+                                            r"get none \(samples per rank: \[1, 0\]\)"):
+        check_split(open_store(one), 2)
+    check_split(open_store(stores["text-only"]), 8)  # one shard of 8: split by sample index
+    result = CliRunner().invoke(app, ["train", "--stage", "3", "--data", stores["text-only"], "--data", one,
+                                      "--output", str(tmp_path / "out"), "--workers", "2", "--dry-run"])
+    assert result.exit_code == 2 and f"{one}: 1 samples in 1 shards cannot feed 2 workers" in result.output
 
 
 def test_stores_that_do_not_fit_are_refused(stores, tmp_path):

@@ -100,7 +100,7 @@ class TokenTotals:
 def score_batch(model: UniAudioModel, sequences: list) -> TokenTotals:
     """Totals of one batch of :class:`~uniaudio.model.sequence.TokenSequence` (teacher forcing)."""
     a = model.config.tokens.audio
-    device = model.audio_head.device
+    device = model.audio_head.weight.device
     batch = collate(sequences).to(device)
     out = model(batch)
     totals = TokenTotals(n_codebooks=a.n_codebooks, sentences=len(sequences))

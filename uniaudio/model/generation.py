@@ -77,7 +77,7 @@ def generate_text(model: UniAudioModel, prompt: TokenSequence, max_new_tokens: i
     sampling = sampling or Sampling(temperature=0.0)
     stop = model.config.tokens.text.end_of_text
     n_streams = model.config.n_streams
-    device = model.audio_head.device
+    device = model.audio_head.weight.device
     cache = model.new_cache()
     h = model.hidden_states(prompt.tokens[None].to(device), prompt.stream_mask[None].to(device), cache).final
     ids: list[int] = []
@@ -100,7 +100,7 @@ def generate_audio(model: UniAudioModel, prompt: TokenSequence, max_frames: int 
         raise ValueError(f"generate_audio: start must be 'reasoning' or 'reconstruction', got {start!r}")
     sampling = sampling or Sampling(temperature=1.0, top_k=30)
     a = model.config.tokens.audio
-    device = model.audio_head.device
+    device = model.audio_head.weight.device
     rows = [prompt] if cfg_scale == 1.0 else [prompt, prompt.unconditional(model.config.tokens)]
     tokens = torch.stack([r.tokens for r in rows]).to(device)
     mask = torch.stack([r.stream_mask for r in rows]).to(device)

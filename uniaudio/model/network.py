@@ -19,7 +19,10 @@ Training rows may pack several samples (:class:`~uniaudio.model.sequence.Batch` 
 :meth:`UniAudioModel.set_attention`); the local and auxiliary decoders work per position. ``forward`` runs
 every module on every call whatever the batch holds (a text-only batch still runs the local decoder on one
 unscored frame, a batch without features the auxiliary decoder on one invalid position), so ranks of a
-DDP/ZeRO job never diverge in the modules they run.
+DDP/ZeRO job never diverge in the modules they run. The root module holds no parameter of its own (the audio
+head is the :class:`~uniaudio.model.audio_head.AudioHead` submodule): DeepSpeed ZeRO-3 gathers a partitioned
+parameter only around its own module's forward and backward, and cannot hook the backward of the root,
+whose output (:class:`TrainOutput`) it does not see into.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from transformers import DynamicCache
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from uniaudio.model.attention import AttentionKind, check_attention_kind, packed_mask
+from uniaudio.model.audio_head import AudioHead
 from uniaudio.model.aux_decoder import SemanticDistillationDecoder
 from uniaudio.model.config import UniAudioConfig
 from uniaudio.model.llama_init import load_llama_weights
@@ -44,7 +48,7 @@ PARAM_GROUPS: dict[str, tuple[str, ...]] = {
     "understanding": ("understanding.",),
     "cross_modal": ("cross_modal.", "lm_head."),
     "generation": ("generation.",),
-    "local_decoder": ("local_projection.", "local_decoder.", "audio_head"),
+    "local_decoder": ("local_projection.", "local_decoder.", "audio_head."),
     "aux_decoder": ("aux_decoder.",),
 }
 """Parameter groups by stage role: name → parameter-name prefixes (every parameter is in exactly one).
@@ -114,7 +118,7 @@ class UniAudioModel(nn.Module):
         self.lm_head = nn.Linear(d, config.text_vocab_size, bias=False)
         self.local_projection = nn.Linear(d, config.local_decoder.d_model, bias=False)
         self.local_decoder = LlamaStack(config.local_decoder)
-        self.audio_head = nn.Parameter(torch.empty(a.n_codebooks, config.local_decoder.d_model, a.card))
+        self.audio_head = AudioHead(a.n_codebooks, config.local_decoder.d_model, a.card)
         self.aux_decoder = (SemanticDistillationDecoder(d, config.aux_decoder)
                             if config.aux_decoder is not None else None)
         self.register_buffer("codebook_offsets", torch.arange(a.n_codebooks) * a.card, persistent=False)
@@ -133,7 +137,7 @@ class UniAudioModel(nn.Module):
                     nn.init.zeros_(module.bias)
             elif isinstance(module, LlamaRMSNorm):
                 nn.init.ones_(module.weight)
-        nn.init.normal_(self.audio_head, std=INIT_STD)
+        nn.init.normal_(self.audio_head.weight, std=INIT_STD)
 
     @classmethod
     def from_llama(cls, llama_dir: str, config: UniAudioConfig) -> UniAudioModel:
@@ -247,13 +251,13 @@ class UniAudioModel(nn.Module):
         prev = self.audio_embeddings(prev_ids.reshape(-1, 1)).view(codes.shape[0], n_cb - 1, -1)
         inputs = torch.cat([context.unsqueeze(1), prev], dim=1)
         out = self.local_decoder(self.local_projection(inputs))
-        return torch.einsum("nkd,kdv->nkv", out, self.audio_head)
+        return self.audio_head(out)
 
     def local_step(self, x: Tensor, k: int, cache: DynamicCache) -> Tensor:
         """One autoregressive local-decoder step for codebook ``k``: ``x`` is the context state (k = 0) or
         the embedding of codebook k-1's id (B, D); returns logits (B, V)."""
         out = self.local_decoder(self.local_projection(x).unsqueeze(1), cache)
-        return out[:, 0] @ self.audio_head[k]
+        return self.audio_head(out[:, 0], k)
 
     def embed_code(self, ids: Tensor, k: int) -> Tensor:
         """Embedding of codebook ``k`` ids (B,) for the local decoder's next input."""

@@ -11,7 +11,8 @@ Released name (optionally prefixed ``module.``)              → this model
   ``h.{i}.attn.qkv`` [q | k | v rows, non-interleaved] → ``q_proj``/``k_proj``/``v_proj``,
   ``h.{i}.attn.proj`` → ``o_proj``, ``mlp.fc_1|fc_2|proj`` → ``gate_proj|up_proj|down_proj``,
   ``ln_f`` → ``norm``
-- ``audio_embeddings.weight``, ``projection.weight`` (→ ``local_projection.weight``), ``audio_head``.
+- ``audio_embeddings.weight``, ``projection.weight`` (→ ``local_projection.weight``), ``audio_head``
+  (→ ``audio_head.weight``).
 
 The released file is ``torch.save({"model": state_dict, ...})``; it is read with ``weights_only=True``
 (no unpickling of arbitrary objects). The cards come from the checkpoint: ``V = audio_head.shape[-1]``,
@@ -43,7 +44,7 @@ _TOP = {
     "backbone.lm_head.weight": "lm_head.weight",
     "audio_embeddings.weight": "audio_embeddings.weight",
     "projection.weight": "local_projection.weight",
-    "audio_head": "audio_head",
+    "audio_head": "audio_head.weight",
 }
 _LAYER = {
     "norm_1.weight": "input_layernorm.weight",

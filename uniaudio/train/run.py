@@ -1,13 +1,13 @@
 """Driving a training stage: plan it (stores, mixture, groups, budget), run it on Ray Train, consolidate.
 
 :func:`plan_stage` does everything that needs no workers: it opens the stores, refuses those that do not
-fit the model or the stage, resolves the mixture and the token budget and counts trainable parameters per
-group (on the meta device); ``--dry-run`` prints it. :func:`run_stage` starts a ``TorchTrainer`` (one
-worker per GPU, or CPU workers with gloo) whose run lives in ``OUTPUT/ray`` (``RunConfig(name="ray",
-storage_path=OUTPUT)``): a second run with ``resume`` continues from its latest checkpoint, a worker failure
-restarts from it (``FailureConfig(max_failures)``). When the stage is done, the last checkpoint is
-consolidated into ``OUTPUT/model.safetensors`` + ``OUTPUT/config.json`` (the stage-1 auxiliary decoder
-dropped), which the next stage's ``--init`` reads.
+fit the model or the stage or would leave a worker without samples, resolves the mixture and the token
+budget and counts trainable parameters per group (on the meta device); ``--dry-run`` prints it.
+:func:`run_stage` starts a ``TorchTrainer`` (one worker per GPU, or CPU workers with gloo) whose run lives
+in ``OUTPUT/ray`` (``RunConfig(name="ray", storage_path=OUTPUT)``): a second run with ``resume`` continues
+from its latest checkpoint, a worker failure restarts from it (``FailureConfig(max_failures)``). When the
+stage is done, the last checkpoint is consolidated into ``OUTPUT/model.safetensors`` +
+``OUTPUT/config.json`` (the stage-1 auxiliary decoder dropped), which the next stage's ``--init`` reads.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from uniaudio.train import checkpoints
 from uniaudio.train.engine import ModelSource, trainable_groups
 from uniaudio.train.metrics import read_metrics
 from uniaudio.train.recipe import StageRecipe
-from uniaudio.train.stores import StoreInfo, check_fits, mixture_weights, open_store
+from uniaudio.train.stores import StoreInfo, check_fits, check_split, mixture_weights, open_store
 
 RUN_NAME = "ray"
 
@@ -101,6 +101,9 @@ def plan_stage(job: TrainJob, recipe: StageRecipe) -> StagePlan:
     for info in stores:
         check_fits(info, cfg)
     weights = mixture_weights(stores, recipe)
+    for info, weight in zip(stores, weights, strict=True):
+        if weight > 0:  # a store the mixture never draws from needs no samples on every rank
+            check_split(info, job.workers)
     with torch.device("meta"):
         model = UniAudioModel(cfg)
     train = set(trainable_groups(model, recipe))

@@ -1,9 +1,10 @@
 """The sentence stores a stage trains on: what they hold, whether they fit the model, their mixture weights.
 
 :func:`open_store` reads a store's index (through :mod:`uniaudio.sentences`); :func:`check_fits` refuses a
-store whose text vocabulary or codec cards do not fit the model, before any training starts;
-:func:`mixture_weights` turns the recipe's per-task weights (or, without any, the stores' token counts)
-into one weight per store; :func:`load_shard` is what a training worker calls to read one shard as
+store whose text vocabulary or codec cards do not fit the model, before any training starts, and
+:func:`check_split` one that would leave a rank without samples; :func:`mixture_weights` turns the
+recipe's per-task weights (or, without any, the stores' token counts) into one weight per store;
+:func:`load_shard` is what a training worker calls to read one shard as
 :class:`~uniaudio.train.samples.StoreSample`\\ s. Tar files are read by the sentences package's reader only.
 """
 
@@ -17,6 +18,7 @@ from uniaudio.model.config import UniAudioConfig
 from uniaudio.sentences import store as sentence_store
 from uniaudio.train.recipe import StageRecipe
 from uniaudio.train.samples import StoreSample
+from uniaudio.train.stream import owned_samples
 
 TEXT_ONLY = "text-only"
 
@@ -43,6 +45,8 @@ class StoreInfo:
     codebooks: tuple[int, ...] = ()
     max_codes: tuple[int, int] = (0, 0)
     first_key: str | None = None
+    shard_samples: tuple[int, ...] = ()
+    """Samples per shard, in ``shards`` order."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"uri": self.uri, "shards": list(self.shards), "samples": self.samples, "tokens": self.tokens,
@@ -57,7 +61,9 @@ def open_store(uri: str) -> StoreInfo:
     tasks = {str(k): int(v.get("samples", 0)) for k, v in (index.get("tasks") or {}).items()}
     info = StoreInfo(
         uri=uri, version=int(index["version"]), shards=tuple(s["name"] for s in shards),
-        samples=sum(int(s.get("samples", 0)) for s in shards), tokens=sum(int(s.get("tokens", 0)) for s in shards),
+        samples=sum(int(s.get("samples", 0)) for s in shards),
+        shard_samples=tuple(int(s.get("samples", 0)) for s in shards),
+        tokens=sum(int(s.get("tokens", 0)) for s in shards),
         tasks=tasks, text_vocab_size=(index.get("tokenizer") or {}).get("vocab_size"),
         codec_fingerprint=index.get("codec_fingerprint"),
     )
@@ -99,6 +105,18 @@ def check_fits(info: StoreInfo, config: UniAudioConfig) -> None:
             if t.name in info.features and info.features[t.name] != t.dim:
                 raise StoreMismatch(f"{info.uri}: distillation feature {t.name!r} is {info.features[t.name]}-d, "
                                     f"the model's auxiliary decoder predicts {t.dim}-d")
+
+
+def check_split(info: StoreInfo, workers: int) -> None:
+    """Raise :class:`StoreMismatch` when some of ``workers`` ranks would own no sample of the store (ranks read
+    disjoint samples, :mod:`uniaudio.train.stream`): a store smaller than the run, refused before training."""
+    owned = [owned_samples(info.shard_samples, r, workers) for r in range(workers)]
+    empty = [r for r, n in enumerate(owned) if n == 0]
+    if empty:
+        raise StoreMismatch(
+            f"{info.uri}: {info.samples} samples in {len(info.shards)} shards cannot feed {workers} workers (each "
+            f"rank reads its own samples): rank(s) {empty} would get none (samples per rank: {owned}); use fewer "
+            "--workers, more data in this store, or leave it out")
 
 
 def mixture_weights(infos: list[StoreInfo], recipe: StageRecipe) -> list[float]:

@@ -14,7 +14,7 @@ be read again on its own (:meth:`RankStream.read_ref`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,23 @@ def seeded_rng(*seed: int) -> np.random.Generator:
     return np.random.default_rng([int(s) & 0xFFFFFFFF for s in seed])
 
 
+def units_per_shard(n_shards: int, world: int) -> int:
+    """``m = ceil(W / n)``: the units each shard is cut into (see the module docstring)."""
+    return math.ceil(world / n_shards)
+
+
+def rank_units(n_shards: int, rank: int, world: int) -> list[tuple[int, int]]:
+    """The units ``(shard, j)`` that ``rank`` of ``world`` owns, in store order."""
+    m = units_per_shard(n_shards, world)
+    return [(s, j) for s in range(n_shards) for j in range(m)][rank::world]
+
+
+def owned_samples(shard_samples: Sequence[int], rank: int, world: int) -> int:
+    """How many samples of a store with these per-shard sample counts ``rank`` of ``world`` reads per epoch."""
+    m = units_per_shard(len(shard_samples), world)
+    return sum(len(range(j, shard_samples[s], m)) for s, j in rank_units(len(shard_samples), rank, world))
+
+
 class RankStream:
     """Samples of store ``store_index`` for ``rank`` of ``world`` (see the module docstring)."""
 
@@ -50,9 +67,8 @@ class RankStream:
         self.store_index, self.uri, self.shards = store_index, uri, shards
         self.rank, self.world, self.seed = rank, world, seed
         self._load_shard = load_shard
-        self.per_shard = math.ceil(world / len(shards))
-        units = [(s, j) for s in range(len(shards)) for j in range(self.per_shard)]
-        self.units = units[rank::world]
+        self.per_shard = units_per_shard(len(shards), world)
+        self.units = rank_units(len(shards), rank, world)
         state = state or {"epoch": 0, "unit": 0, "offset": 0}
         self.epoch, self.unit, self.offset = int(state["epoch"]), int(state["unit"]), int(state["offset"])
         self._cache: tuple[int, list[StoreSample]] | None = None
