@@ -131,3 +131,24 @@ def test_cli_table_json_and_errors(trained, tmp_path):
     assert missing.exit_code == 2 and "no index.json" in missing.output
     with pytest.raises(EvalError, match="unknown evaluation"):
         EvalConfig(kind="bleu", model_dir=model, data=store)
+
+
+def test_tts_with_codec_and_external_asr(trained, tmp_path):
+    from uniaudio.testing.asr_model import save_tiny_ctc_asr
+
+    model, store, _ = trained
+    asr_dir = str(save_tiny_ctc_asr(tmp_path / "asr"))
+    r = run_eval(EvalConfig(kind="tts", model_dir=model, data=store, tasks=("tts",), limit=3, codec="tiny",
+                            asr_model=asr_dir, wav_dir=str(tmp_path / "wav")))
+    decoded = [i for i in r["items"] if i["decoded_s"] is not None]
+    assert decoded, "no generation could be decoded"
+    assert all(i["reference_text"] in TEXTS and isinstance(i["hypothesis"], str) for i in decoded)
+    assert r["asr"]["utterances"] == len(decoded)
+    assert math.isfinite(r["asr"]["wer"]) and r["asr"]["wer"] >= 0 and math.isfinite(r["asr"]["cer"])
+    assert len(list((tmp_path / "wav").glob("*.wav"))) == len(decoded)
+
+    with pytest.raises(EvalError, match="needs --codec"):
+        EvalConfig(kind="tts", model_dir=model, data=store, asr_model=asr_dir)
+    with pytest.raises(EvalError, match="no config.json"):
+        run_eval(EvalConfig(kind="tts", model_dir=model, data=store, tasks=("tts",), limit=1, codec="tiny",
+                            asr_model=str(tmp_path)))

@@ -21,31 +21,16 @@ from uniaudio.sentences.audio_render import CodecFingerprintMismatch, CodecHandl
 from uniaudio.sentences.demucs_stems import load_demucs, save_demucs_safetensors, separate_vocals
 from uniaudio.sentences.mixture import ORDERS, PEAK
 from uniaudio.sentences.registry import BuildOptions, get_builder
+from uniaudio.testing.demucs_model import save_tiny_htdemucs
 from uniaudio.tokenize.text_tokenizer import TextTokenizer
 
 MAX_TOKENS = 300
 
 
-def _tiny_htdemucs():
-    from demucs.htdemucs import HTDemucs
-
-    torch.manual_seed(0)
-    return HTDemucs(sources=["drums", "bass", "other", "vocals"], audio_channels=2, channels=4, depth=2, nfft=256,
-                    t_layers=1, t_heads=2, t_hidden_scale=1.0, samplerate=8000, segment=1, dconv_comp=2)
-
-
 @pytest.fixture(scope="module")
 def demucs_th(tmp_path_factory) -> str:
     """A tiny random HTDemucs saved in demucs' own package format (``demucs.states``: klass, args, kwargs, state)."""
-    from demucs.states import get_state
-
-    model = _tiny_htdemucs()
-    args, kwargs = model._init_args_kwargs
-    package = {"klass": type(model), "args": args, "kwargs": kwargs, "state": get_state(model, None, half=True),
-               "training_args": {"lr": np.float64(3e-4), "epochs": 1}}
-    path = tmp_path_factory.mktemp("demucs") / "htdemucs-tiny.th"
-    torch.save(package, path)
-    return str(path)
+    return str(save_tiny_htdemucs(tmp_path_factory.mktemp("demucs") / "htdemucs-tiny.th"))
 
 
 class _Recorder:

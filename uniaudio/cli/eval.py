@@ -107,15 +107,26 @@ def tts(model: ModelDir, data: Data, task: Tasks = None, limit: Limit = None,
                                                       show_default=False)] = None,
         wav_dir: Annotated[str | None, typer.Option(help="Write decoded audio here (needs --codec).",
                                                     show_default=False)] = None,
+        asr_model: Annotated[str | None, typer.Option(
+            help="Score the decoded speech with this local Hugging Face ASR model folder (wav2vec 2.0 CTC with its "
+            "processor, or Whisper): WER/CER against the transcript or lyrics the audio should say (needs --codec).",
+            show_default=False)] = None,
         cfg_scale: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 1.0,
         workers: Workers = 1, gpus_per_worker: Gpus = 0.0, device: Device = "cpu", seed: Seed = 0,
         out: Out = None, ray_address: RayAddress = None) -> None:
     """Generate audio tokens from each sentence's text prompt and report what is scorable offline: stop
-    rate, token validity, duration ratio (and decoded seconds with --codec)."""
+    rate, token validity, duration ratio (and decoded seconds with --codec; WER/CER of an external ASR on the
+    decoded speech with --asr-model).
+
+    Example: uniaudio eval tts --model ./ckpt/stage4 --data ./sentences/tts --codec official \
+      --codec-dir ./uniaudio2_ckpt --asr-model ./whisper-large-v3 --limit 200
+    """
     if wav_dir and not codec:
         raise typer.BadParameter("--wav-dir needs --codec", param_hint="--wav-dir")
+    if asr_model and not codec:
+        raise typer.BadParameter("--asr-model scores decoded audio: it needs --codec", param_hint="--asr-model")
     r = _run("tts", ray_address, out, model_dir=model, data=data, tasks=task, limit=limit, codec=codec,
-             codec_dir=codec_dir, wav_dir=wav_dir, cfg_scale=cfg_scale, workers=workers,
+             codec_dir=codec_dir, wav_dir=wav_dir, asr_model=asr_model, cfg_scale=cfg_scale, workers=workers,
              gpus_per_worker=gpus_per_worker, device=device, seed=seed)
     table = Table(title=f"TTS-style generation on {data}")
     for col in ("generations", "stop rate", "valid rate", "duration ratio", "decoded s", "skipped"):
@@ -123,3 +134,7 @@ def tts(model: ModelDir, data: Data, task: Tasks = None, limit: Limit = None,
     table.add_row(str(r["generations"]), _fmt(r["stop_rate"]), _fmt(r["valid_rate"]), _fmt(r["duration_ratio"]),
                   _fmt(r["decoded_seconds"], 2), str(r["skipped"]))
     console.print(table)
+    if "asr" in r:
+        a = r["asr"]
+        console.print(f"external ASR on the decoded speech ({asr_model}): {a['utterances']} utterances, "
+                      f"WER {_fmt(a['wer'])}, CER {_fmt(a['cer'])}")

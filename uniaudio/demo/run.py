@@ -1,7 +1,9 @@
 """`uniaudio demo`: every stage of the data flow on mini corpora, through the commands users run.
 
 corpora (real layouts) → ``ingest`` → ``shards build`` (tiny ReasoningCodec) → ``sentences build`` for every
-task and token-level auditory-sentence strategy → ``train`` stages 1–4 (tiny model) →
+task and every auditory-sentence strategy (``mixture`` with a tiny random HTDemucs for the stems,
+``variation`` with the ``dsp`` backend; both re-tokenize new audio with the tiny codec) → ``train`` stages
+1–4 (tiny model) →
 ``eval`` → ``DIR/report.md`` + ``DIR/report.html`` with plots.
 
 Each step runs the real CLI command in this process (one embedded Ray for all of them; Ray's own lines go
@@ -58,6 +60,8 @@ SENTENCE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "segment": (("librilight",), ()),
     "speech-text": (("librispeech",), ()),
     "audio-caption-interleave": (("audiocaps",), ()),
+    "mixture": (("librispeech", "audiocaps", "musiccaps"), ("--codec", "tiny")),  # + --demucs-model
+    "variation": (("librispeech",), ("--codec", "tiny", "--variation-backend", "dsp", "--variants", "2")),
 }
 STAGE_KINDS = {  # the stage recipes' task lists (uniaudio/train/recipes/stage*.yaml)
     1: ("asr", "audio-caption", "music-caption", "lyric-recognition", "speech-caption"),
@@ -170,6 +174,10 @@ def _tokens(run: DemoRun, corpora: dict[str, Path]) -> None:
 
 
 def _sentences(run: DemoRun, corpora: dict[str, Path]) -> None:
+    from uniaudio.testing.demucs_model import save_tiny_htdemucs
+
+    demucs = run.path("models", "htdemucs-tiny.th")
+    run.step("tiny random HTDemucs (music stems for mixture)", demucs.is_file, lambda: save_tiny_htdemucs(demucs))
     for kind, (stores, extra) in SENTENCE_KINDS.items():
         out = run.path("sentences", kind)
         args = ["sentences", "build", kind, str(out), "--max-tokens", str(run.config.max_tokens),
@@ -178,6 +186,8 @@ def _sentences(run: DemoRun, corpora: dict[str, Path]) -> None:
             args += ["--tokens", str(run.path("tokens", store))]
         if "songs" in stores:
             args += ["--pool", f"{run.path('tokens', 'songs')}=music"]
+        if kind == "mixture":
+            args += ["--demucs-model", str(demucs)]
         if kind == "text-only":
             args += ["--text", str(corpora.get("text") or run.path("corpora", "text", "corpus.jsonl")),
                      "--id-column", "id"]
@@ -203,12 +213,18 @@ def _train(run: DemoRun) -> None:
 
 
 def _evaluate(run: DemoRun) -> None:
+    from uniaudio.testing.asr_model import save_tiny_ctc_asr
+
     model = str(run.path("train", "stage4"))
+    asr_model = run.path("models", "asr")
+    run.step("tiny random ASR model (scores the decoded speech of eval tts)", _complete(asr_model, "config.json"),
+             lambda: save_tiny_ctc_asr(asr_model))
     evals = {
         "tokens-asr": ("tokens", "asr", ()),
         "tokens-tts": ("tokens", "tts", ()),
         "asr": ("asr", "asr", ("--max-new-tokens", "24")),
-        "tts": ("tts", "tts", ("--codec", "tiny", "--limit", "3", "--wav-dir", str(run.path("eval", "wavs")))),
+        "tts": ("tts", "tts", ("--codec", "tiny", "--limit", "3", "--wav-dir", str(run.path("eval", "wavs")),
+                               "--asr-model", str(asr_model))),
     }
     for name, (kind, store, extra) in evals.items():
         out = run.path("eval", f"{name}.json")

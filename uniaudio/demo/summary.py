@@ -49,8 +49,9 @@ def _sentence_stores(run: DemoRun, report: Report, figs: Path) -> None:
         lengths[kind] = [s.num_tokens for s in iter_sentences(str(uri))]
         rows.append([kind, str(totals["samples"]), str(totals["tokens"]),
                      ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())) or "-"])
-    report.add(Heading("Sentence stores (`sentences build`: 12 tasks, 3 auditory-sentence strategies)"),
-               Paragraph("The audio-level strategies `mixture` and `variation` are not built yet."),
+    report.add(Heading("Sentence stores (`sentences build`: 12 tasks, 5 auditory-sentence strategies)"),
+               Paragraph("`mixture` and `variation` make new audio (mixes and demucs stems; pitch, speed and gain "
+                         "renditions) and tokenize it with the same tiny codec on Ray workers."),
                Table(["kind", "sentences", "tokens", "skipped records"], rows),
                Figure(str(plot_sentence_counts(counts, figs / "sentences.png").relative_to(run.root)),
                       "sentences per task and strategy"),
@@ -91,6 +92,9 @@ def _evaluation(run: DemoRun, report: Report, figs: Path) -> None:
     if tts:
         rows.append(["tts", f"{tts['generations']} generations", "valid " + _fmt(tts["valid_rate"]),
                      "duration ratio " + _fmt(tts["duration_ratio"])])
+        if "asr" in tts:
+            rows.append(["tts → external ASR (random tiny wav2vec 2.0)", f"{tts['asr']['utterances']} utterances",
+                         "WER " + _fmt(tts["asr"]["wer"]), "CER " + _fmt(tts["asr"]["cer"])])
     report.add(Heading("Evaluation (`eval tokens|asr|tts` on the stage-4 checkpoint)"),
                Paragraph("A tiny model trained for a few dozen steps on a few dozen sentences: the numbers show "
                          "the evaluation runs end to end, not model quality."),

@@ -17,6 +17,7 @@ from typing import Any
 
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.eval.asr import AsrResult, transcribe
+from uniaudio.eval.external_asr import ExternalAsr, ExternalAsrError
 from uniaudio.eval.token_metrics import TokenTotals, evaluate_tokens
 from uniaudio.eval.tts import TtsResult, generate
 from uniaudio.sentences.sentence import Sentence
@@ -49,6 +50,7 @@ class EvalConfig:
     codec: str | None = None
     codec_dir: str | None = None
     wav_dir: str | None = None
+    asr_model: str | None = None
     device: str = "cpu"
     workers: int = 1
     gpus_per_worker: float = 0.0
@@ -58,6 +60,8 @@ class EvalConfig:
             raise EvalError(f"unknown evaluation {self.kind!r}; one of {', '.join(KINDS)}")
         if self.workers < 1 or self.batch_size < 1 or (self.limit is not None and self.limit < 1):
             raise EvalError("workers, batch size and limit must be >= 1")
+        if self.asr_model is not None and (self.kind != "tts" or self.codec is None):
+            raise EvalError("--asr-model scores decoded speech: it is an option of `eval tts` and needs --codec")
 
 
 def _load_model(config: EvalConfig):
@@ -103,11 +107,11 @@ def _codec_decoder(config: EvalConfig):
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
-    def decode(key: str, recon) -> float:
+    def decode(key: str, recon):
         wave = codec.decode(recon, seed=config.seed)
         if out is not None:
             sf.write(out / (key.replace("/", "__") + ".wav"), wave, 24_000, subtype="FLOAT")
-        return wave.shape[0] / 24_000
+        return wave
 
     return decode
 
@@ -129,7 +133,10 @@ def _evaluate(config: EvalConfig, shards: list[str]) -> TokenTotals | AsrResult 
         if config.kind == "asr":
             tokenizer = TextTokenizer.load(config.tokenizer, specials=model.config.tokens.text)
             return transcribe(model, sentences, tokenizer, config.max_new_tokens)
-        return generate(model, sentences, config.seed, config.cfg_scale, _codec_decoder(config))
+        asr = ExternalAsr.load(config.asr_model, config.device) if config.asr_model else None
+        return generate(model, sentences, config.seed, config.cfg_scale, _codec_decoder(config), asr)
+    except ExternalAsrError as exc:
+        raise EvalError(str(exc)) from exc
     except ValueError as exc:  # a sentence whose ids do not fit the model's token space
         raise EvalError(f"{config.data}: {exc}") from exc
 
