@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from uniaudio.core import storage
+from uniaudio.core.lease import LEASE_NAME
 from uniaudio.core.shard_file import ShardLimits
 from uniaudio.pipelines.build import BuildConfig, run_build
 from uniaudio.pipelines.token_store import TokenStoreWriter, iter_store, read_index, validate_store
@@ -36,7 +38,11 @@ def _config(corpus: Path, out: str, **kw) -> BuildConfig:
 
 def test_build_writes_a_valid_store_with_rejects(emilia, tmp_path):
     out = tmp_path / "tokens"
+    out.mkdir()
+    stale = {"run_id": "crashed", "host": "gone", "pid": 1, "started": 0, "heartbeat": time.time() - 3600}
+    (out / LEASE_NAME).write_text(json.dumps(stale))  # a crashed writer's lease: taken over (stale), then released
     summary = run_build(_config(emilia, str(out)))
+    assert not (out / LEASE_NAME).exists()
     assert validate_store(str(out)) == []
     samples = list(iter_store(str(out)))
     assert sorted(s.key for s in samples) == _expected_keys(emilia)

@@ -40,7 +40,10 @@ Limit = Annotated[
                  "cut short is redone by the next run.", min=1),
 ]
 MinDuration = Annotated[float | None, typer.Option(help="Drop audio shorter than this (s).")]
-MaxDuration = Annotated[float | None, typer.Option(help="Drop audio longer than this (s).")]
+MaxDuration = Annotated[float, typer.Option(
+    help="Longest single sample (s); 0: no limit. Without --window a longer file or segment is rejected as "
+    "too_long before it is decoded: cut long recordings into windows with --window (each window is then "
+    "checked, and the file is read one window at a time).")]
 Window = Annotated[
     float | None, typer.Option(help="Cut long-form audio into windows of this length (s); keys <key>/w000...")
 ]
@@ -77,7 +80,7 @@ def audio_filters(
     """The audio stage's drop rules from the shared CLI options."""
     return AudioFilterConfig(
         min_duration_s=min_duration,
-        max_duration_s=max_duration,
+        max_duration_s=max_duration or None,  # 0: no limit
         silence_dbfs=silence_dbfs,
         max_clipped_fraction=max_clipped,
         min_bandwidth_hz=min_bandwidth or None,
@@ -160,7 +163,7 @@ def check_audio_options(
     for value, hint in ((min_duration, "--min-duration"), (max_duration, "--max-duration")):
         if value is not None and value < 0:
             raise typer.BadParameter(f"must not be negative, got {value}", param_hint=hint)
-    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+    if min_duration is not None and max_duration and min_duration > max_duration:
         raise typer.BadParameter(f"--min-duration {min_duration} exceeds --max-duration {max_duration}",
                                  param_hint="--min-duration/--max-duration")
 

@@ -40,7 +40,7 @@ from uniaudio.cli.common import (
     reported_errors,
 )
 from uniaudio.core.ray_runtime import RayConfig
-from uniaudio.pipelines.audio_stage import AudioStageConfig
+from uniaudio.pipelines.audio_stage import DEFAULT_MAX_DURATION_S, AudioStageConfig
 from uniaudio.pipelines.ingest import IngestConfig, dry_run, run_ingest
 from uniaudio.pipelines.progress import PartitionProgress, render_summary
 from uniaudio.pipelines.sources import SourceError, source_names
@@ -53,7 +53,7 @@ def ingest(
     split: Split = None,
     limit: Limit = None,
     min_duration: MinDuration = 0.5,
-    max_duration: MaxDuration = None,
+    max_duration: MaxDuration = DEFAULT_MAX_DURATION_S,
     window: Window = None,
     min_window: MinWindow = None,
     silence_dbfs: SilenceDbfs = -60.0,

@@ -9,7 +9,7 @@ thread rewrites the heartbeat every ``heartbeat_s``.
 A lease whose heartbeat is older than ``stale_after_s`` (its writer died) is taken over by the next
 writer, as is any lease when ``break_lock`` is set (``--break-lock``: the user says the holder is
 gone). The heartbeat thread re-reads the lease before each beat; if another run has taken it over,
-this run is stopped (the main thread is interrupted and :func:`holding_lease` raises
+this run is stopped (the main thread is interrupted and :func:`writer_lease` raises
 :class:`LeaseLostError`), so two writers never keep writing one store. Staleness compares the
 holder's clock with the reader's: hosts need roughly synchronised clocks (well within
 ``stale_after_s``).
@@ -18,6 +18,7 @@ holder's clock with the reader's: hosts need roughly synchronised clocks (well w
 from __future__ import annotations
 
 import _thread
+import contextlib
 import functools
 import json
 import logging
@@ -26,14 +27,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from uniaudio.core import storage
 from uniaudio.core.orphans import clean_orphans
 
-__all__ = ["LEASE_NAME", "LeaseConfig", "LeaseHeldError", "LeaseLostError", "WriterLease", "holding_lease"]
+__all__ = [
+    "LEASE_NAME", "LeaseConfig", "LeaseHeldError", "LeaseLostError", "WriterLease", "holding_lease", "writer_lease",
+]
 
 log = logging.getLogger(__name__)
 
@@ -157,27 +160,37 @@ class WriterLease:
         self.release()
 
 
-def holding_lease(fn: F) -> F:
-    """Decorate ``run(config, ...)``: run it holding the lease on ``config.output_uri`` (``config.lease``).
+@contextlib.contextmanager
+def writer_lease(output_uri: str, config: LeaseConfig | None = None) -> Iterator[WriterLease]:
+    """Hold the lease on ``output_uri`` for the ``with`` body: the one way a command writes a store.
 
     Once the lease is held, what interrupted earlier writers left is cleaned up
-    (:func:`uniaudio.core.orphans.clean_orphans`). The lease is released when the run ends, also by an
-    exception. A run whose lease is taken over by another writer raises :class:`LeaseLostError`.
+    (:func:`uniaudio.core.orphans.clean_orphans`). The lease is released when the body ends, also by an
+    exception. A body whose lease is taken over by another writer is stopped with :class:`LeaseLostError`.
+    """
+    lease = WriterLease(output_uri, config)
+    with lease:
+        clean_orphans(output_uri, lease.started)
+        try:
+            yield lease
+        except KeyboardInterrupt as interrupt:
+            if lease.lost_to is not None:
+                raise LeaseLostError(f"{output_uri}: the lease was taken over by "
+                                     f"{_describe(lease.lost_to, time.time())}; this run stopped") from interrupt
+            raise
+
+
+def holding_lease(fn: F) -> F:
+    """Decorate ``run(config, ...)``: run it inside :func:`writer_lease` on ``config.output_uri``.
+
+    ``config.lease`` is the :class:`LeaseConfig`; a config without an output runs without a lease.
     """
 
     @functools.wraps(fn)
     def run(config: Any, *args: Any, **kwargs: Any) -> Any:
         if config.output_uri is None:  # nothing to write to: the run itself reports it
             return fn(config, *args, **kwargs)
-        lease = WriterLease(config.output_uri, config.lease)
-        with lease:
-            clean_orphans(config.output_uri, lease.started)  # what interrupted writers left
-            try:
-                return fn(config, *args, **kwargs)
-            except KeyboardInterrupt as interrupt:
-                if lease.lost_to is not None:
-                    raise LeaseLostError(f"{config.output_uri}: the lease was taken over by "
-                                         f"{_describe(lease.lost_to, time.time())}; this run stopped") from interrupt
-                raise
+        with writer_lease(config.output_uri, config.lease):
+            return fn(config, *args, **kwargs)
 
     return run  # type: ignore[return-value]

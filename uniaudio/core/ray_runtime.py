@@ -7,9 +7,15 @@ Every command that runs Ray work calls :func:`ensure_ray` with its ``--ray-addre
 * an address (``auto``, ``ray://host:10001``, ``host:6379``) or ``RAY_ADDRESS`` → connect to that
   cluster.
 
-Either way the workers get :func:`worker_env` through ``runtime_env`` (offline hubs, the S3 settings
-of this process, DeepSpeed's CPU accelerator where there is no GPU), because environment variables
-of the driver do not reach workers on other nodes otherwise.
+Either way the workers get :func:`worker_env` through ``runtime_env`` (offline hubs, the S3 endpoint
+and region of this process, DeepSpeed's CPU accelerator where there is no GPU), because environment
+variables of the driver do not reach workers on other nodes otherwise.
+
+AWS credentials (access key, secret key, session token) are part of it only for the embedded local
+Ray, whose workers are this user's processes on this machine. On a cluster, ``runtime_env`` is
+visible to everyone who can see the dashboard or the State API, so the workers use the cluster's own
+credentials (instance role, their environment) unless asked: ``RayConfig(forward_credentials=True)``
+or ``UNIAUDIO_FORWARD_AWS_CREDENTIALS=1``.
 """
 
 from __future__ import annotations
@@ -61,20 +67,44 @@ class RayConfig:
     num_cpus: int | None = None
     num_gpus: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Put this process's AWS keys and session token into a *cluster*'s ``runtime_env`` (visible to
+    #: its dashboard users). None: only if ``UNIAUDIO_FORWARD_AWS_CREDENTIALS`` is 1/true. The
+    #: embedded local Ray always gets them.
+    forward_credentials: bool | None = None
 
     def resolved_address(self) -> str | None:
         return self.address or os.environ.get("RAY_ADDRESS") or None
 
+    def credentials_to_cluster(self) -> bool:
+        """Whether a cluster's workers get this process's AWS credentials (see the module docstring)."""
+        if self.forward_credentials is not None:
+            return self.forward_credentials
+        return os.environ.get(FORWARD_CREDENTIALS_VARIABLE, "").strip().lower() in ("1", "true", "yes")
 
-def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for Ray workers: defaults, forwarded driver variables, S3 settings, ``extra``."""
+
+#: Set to 1 to forward AWS credentials to a Ray cluster's workers (``RayConfig.forward_credentials``).
+FORWARD_CREDENTIALS_VARIABLE = "UNIAUDIO_FORWARD_AWS_CREDENTIALS"
+
+
+def worker_env(extra: dict[str, str] | None = None, credentials: bool = True) -> dict[str, str]:
+    """Environment for Ray workers: defaults, forwarded driver variables, S3 settings, ``extra``.
+
+    ``credentials``: include the AWS keys and session token (else only endpoint and region).
+    """
     env = dict(WORKER_DEFAULTS)
     for name in (*WORKER_DEFAULTS, *FORWARDED):
         if name in os.environ:
             env[name] = os.environ[name]
-    env.update(storage.s3_options().as_env())
+    env.update(storage.s3_options().as_env(credentials=credentials))
     env.update(extra or {})
     return env
+
+
+def runtime_env_vars(config: RayConfig) -> dict[str, str]:
+    """The ``env_vars`` of the ``runtime_env`` :func:`ensure_ray` passes for ``config``."""
+    if config.resolved_address():
+        return worker_env(config.extra_env, credentials=config.credentials_to_cluster())
+    return {**LOCAL_ENV, **worker_env(config.extra_env)}
 
 
 def ensure_ray(config: RayConfig | None = None) -> dict:
@@ -93,14 +123,17 @@ def ensure_ray(config: RayConfig | None = None) -> dict:
     forward_logs = ray_logs.ray_log_path() is None
     if address:
         log.info("connecting to Ray cluster at %s", address)
+        if not config.credentials_to_cluster():
+            log.info("AWS credentials are not forwarded to the cluster's workers (set %s=1 to forward them)",
+                     FORWARD_CREDENTIALS_VARIABLE)
         ray.init(
             address=address,
-            runtime_env={"env_vars": worker_env(config.extra_env)},
+            runtime_env={"env_vars": runtime_env_vars(config)},
             log_to_driver=forward_logs,
         )
     else:
         os.environ.update(LOCAL_ENV)
-        env = {**LOCAL_ENV, **worker_env(config.extra_env)}
+        env = runtime_env_vars(config)
         num_cpus = config.num_cpus or os.cpu_count() or 1
         log.info("starting embedded Ray on 127.0.0.1 with %d CPUs", num_cpus)
         ray.init(

@@ -80,16 +80,16 @@ class S3Options:
     def merged(self, **overrides: str | None) -> S3Options:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
-    def as_env(self) -> dict[str, str]:
-        """The settings as AWS environment variables, for Ray workers' ``runtime_env``."""
+    def as_env(self, credentials: bool = True) -> dict[str, str]:
+        """The settings as AWS environment variables; without the keys and token unless ``credentials``."""
         pairs = {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_SESSION_TOKEN": self.session_token,
         }
+        if credentials:
+            pairs.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key,
+                         AWS_SESSION_TOKEN=self.session_token)
         return {k: v for k, v in pairs.items() if v}
 
 

@@ -10,7 +10,9 @@ Contract:
 * :func:`decode` decodes bytes, or a seekable binary file object, with soundfile only (wav, flac,
   mp3, ogg/vorbis, opus; opus always at 48 kHz). Only the requested segment is read: soundfile
   seeks to ``offset_s`` and reads ``duration_s`` worth of frames, so a short segment of an hour-long
-  file is not decoded whole. Nothing is written to temporary files and nothing is unpickled.
+  file is not decoded whole; a segment over ``max_duration_s`` is rejected (``too_long``) before
+  decoding. :func:`decode_blocks` reads a segment block by block (long-form windows), holding one
+  block at a time. Nothing is written to temporary files and nothing is unpickled.
 * Every content failure is an :class:`AudioReadError` carrying the :class:`RejectReason`
   (``missing_file``, ``zero_byte``, ``undecodable``, ``malformed_metadata``) and a detail naming the
   file and member.
@@ -45,6 +47,7 @@ __all__ = [
     "RetryingReader",
     "container_kind",
     "decode",
+    "decode_blocks",
     "describe",
     "open_audio",
     "read_audio_bytes",
@@ -304,34 +307,93 @@ class RetryingReader(io.RawIOBase):
         return len(data)
 
 
+_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError)
+
+
+def _as_source(data: bytes | str | IO[bytes], name: str) -> str | IO[bytes]:
+    if isinstance(data, bytes | bytearray):
+        if not data:
+            raise AudioReadError(RejectReason.ZERO_BYTE, f"zero-byte audio: {name}")
+        return io.BytesIO(data)
+    return data
+
+
+def _decode_error(data: object, exc: Exception, name: str) -> Exception:
+    """What a soundfile failure becomes: the reader's swallowed I/O error, itself if transient, or a reject."""
+    _raise_read_error(data)
+    if is_transient(exc):
+        return exc
+    return AudioReadError(RejectReason.UNDECODABLE, f"cannot decode {name}: {exc}")
+
+
+def _seek_segment(f: sf.SoundFile, offset_s: float, duration_s: float | None) -> tuple[int, int]:
+    """Seek ``f`` to the segment's start; returns (frames to read, -1 = to the end; their count per header)."""
+    sr = int(f.samplerate)
+    start = max(0, int(round(offset_s * sr)))
+    if start:
+        f.seek(min(start, f.frames) if f.frames > 0 else start)
+    wanted = -1 if duration_s is None else max(0, int(round(duration_s * sr)))
+    left = max(0, f.frames - start)
+    return wanted, left if wanted < 0 else min(wanted, left)
+
+
 def decode(
-    data: bytes | str | IO[bytes], offset_s: float = 0.0, duration_s: float | None = None, name: str = "<bytes>"
+    data: bytes | str | IO[bytes], offset_s: float = 0.0, duration_s: float | None = None, name: str = "<bytes>",
+    max_duration_s: float | None = None,
 ) -> Decoded:
     """Decode ``[offset_s, offset_s + duration_s)`` (to the end if ``duration_s`` is None) with soundfile.
 
     ``data``: encoded bytes, a local path, or a seekable binary file object. Returns float32 (frames,
     channels). A segment past the end of the audio comes back empty (the audio stage rejects it as
-    ``too_short``). ``name`` only labels errors.
+    ``too_short``). A segment longer than ``max_duration_s`` (known from the header) is not decoded
+    at all: it raises a ``too_long`` :class:`AudioReadError`. ``name`` only labels errors.
     """
-    if isinstance(data, bytes | bytearray):
-        if not data:
-            raise AudioReadError(RejectReason.ZERO_BYTE, f"zero-byte audio: {name}")
-        data = io.BytesIO(data)
+    data = _as_source(data, name)
     try:
         with sf.SoundFile(data) as f:
             sr = int(f.samplerate)
-            start = max(0, int(round(offset_s * sr)))
-            if start:
-                f.seek(min(start, f.frames) if f.frames > 0 else start)
-            frames = -1 if duration_s is None else max(0, int(round(duration_s * sr)))
+            frames, expected = _seek_segment(f, offset_s, duration_s)
+            if max_duration_s is not None and expected > max_duration_s * sr:
+                raise AudioReadError(RejectReason.TOO_LONG, (
+                    f"{name}: {expected / sr:.3f} s > max_duration_s {max_duration_s} (one sample); "
+                    "cut long recordings into windows with --window"))
             samples = f.read(frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
-        _raise_read_error(data)
-        if is_transient(exc):
-            raise
-        raise AudioReadError(RejectReason.UNDECODABLE, f"cannot decode {name}: {exc}") from exc
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(data, exc, name) from exc
     _raise_read_error(data)
     return Decoded(samples=np.ascontiguousarray(samples), sample_rate=sr)
+
+
+def decode_blocks(
+    data: bytes | str | IO[bytes], block_s: float, offset_s: float = 0.0, duration_s: float | None = None,
+    name: str = "<bytes>",
+) -> Iterator[Decoded]:
+    """Decode the segment of :func:`decode` as consecutive blocks of ``block_s`` seconds (the last shorter).
+
+    Each block is read from the file when the consumer asks for the next one, so at most one block is
+    decoded at a time, however long the file (an hour of 48 kHz stereo is ~1.4 GB as float32). An
+    empty segment yields one empty block. Errors are those of :func:`decode`, raised at the block where
+    they happen.
+    """
+    data = _as_source(data, name)
+    try:
+        with sf.SoundFile(data) as f:
+            sr, channels = int(f.samplerate), int(f.channels)
+            left = _seek_segment(f, offset_s, duration_s)[0]
+            step = max(1, int(round(block_s * sr)))
+            produced = False
+            while left != 0:
+                block = f.read(step if left < 0 else min(step, left), dtype="float32", always_2d=True)
+                _raise_read_error(data)
+                if block.shape[0] == 0:
+                    break
+                left = left - block.shape[0] if left > 0 else left
+                produced = True
+                yield Decoded(samples=np.ascontiguousarray(block), sample_rate=sr)
+            if not produced:
+                yield Decoded(samples=np.zeros((0, channels), np.float32), sample_rate=sr)
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(data, exc, name) from exc
 
 
 def _raise_read_error(data: object) -> None:

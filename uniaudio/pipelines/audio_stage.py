@@ -18,8 +18,10 @@ Contract (one input row may give several output rows; every input row gives at l
   - ``audio`` (``list<float32>``, mono at ``target_sr``; only when ``keep_audio``) and
     ``audio_sample_rate``.
 
-Per kept row: decode with soundfile (only the record's segment: seek + read), cut into windows when
-``window_s`` is set (keys ``<key>/w000``, ``<key>/w001``..., offsets in the source's timeline), then
+Per kept row: decode with soundfile (only the record's segment: seek + read; a segment longer than
+``max_duration_s``, default :data:`DEFAULT_MAX_DURATION_S`, is rejected as ``too_long`` from its header,
+without decoding), or, when ``window_s`` is set, read the segment window by window (keys ``<key>/w000``,
+``<key>/w001``..., offsets in the source's timeline; one window in memory at a time), then
 filter each piece in this order, dropping it with the first reason that applies: ``too_short``,
 ``too_long``, ``silent``, ``clipped``, ``low_bandwidth``; then downmix to mono (channel mean) and
 resample with soxr (chosen over torchaudio by measurement, see ``bench/ingest_bench.py``) to exactly
@@ -46,7 +48,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODEC_SAMPLE_RATE",
+    "DEFAULT_MAX_DURATION_S",
     "STAGE_COLUMNS",
     "AudioFilterConfig",
     "AudioStage",
@@ -89,12 +92,19 @@ class Resources:
     gpus: float = 0.0
 
 
+#: Default longest single sample (s). Longer audio is rejected (``too_long``) before it is decoded,
+#: unless cut into windows (``window_s``); the limit then applies to each window. 10 minutes: a
+#: whole song or long clip fits; beyond it one sample is already ~5x a 2048-token training sequence
+#: at 17.5 tokens/s, and decoding it whole would cost 230 MB (48 kHz stereo float32) per worker.
+DEFAULT_MAX_DURATION_S = 600.0
+
+
 @dataclass
 class AudioFilterConfig:
     """Drop rules; ``None`` disables a rule. Durations in seconds, levels in dBFS."""
 
     min_duration_s: float | None = 0.5
-    max_duration_s: float | None = None
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S
     #: A piece whose loudest 20 ms frame (RMS) is below this level is ``silent``.
     silence_dbfs: float | None = -60.0
     #: Samples at or above this magnitude (any channel) count as clipped.
@@ -218,7 +228,8 @@ class AudioStage:
         if dur == 0 or (cfg.min_duration_s is not None and dur < cfg.min_duration_s):
             return RejectReason.TOO_SHORT, f"{dur:.3f} s < min_duration_s {cfg.min_duration_s}"
         if cfg.max_duration_s is not None and dur > cfg.max_duration_s:
-            return RejectReason.TOO_LONG, f"{dur:.3f} s > max_duration_s {cfg.max_duration_s}"
+            hint = "" if self.config.window_s is not None else "; cut long recordings into windows with --window"
+            return RejectReason.TOO_LONG, f"{dur:.3f} s > max_duration_s {cfg.max_duration_s}{hint}"
         if cfg.silence_dbfs is not None:
             loudest = _loudest_frame_dbfs(mono, sr)
             if loudest < cfg.silence_dbfs:
@@ -245,29 +256,49 @@ class AudioStage:
 
     def process_decoded(self, row: dict[str, Any], decoded: Decoded) -> list[dict[str, Any]]:
         """Output rows for one input row whose segment is already decoded."""
-        sr = decoded.sample_rate
-        outputs = []
-        for piece in self._pieces(row, decoded):
-            mono = piece.samples.mean(axis=1, dtype=np.float32) if piece.samples.shape[1] > 1 else piece.samples[:, 0]
-            out = {
-                **row,
-                "key": piece.key,
-                "offset_s": round(piece.offset_s, 6),
-                "duration_s": round(piece.samples.shape[0] / sr, 6),
-                "sample_rate": sr,
-                "audio_sample_rate": self.config.target_sr,
-            }
-            drop = self._drop_reason(piece, mono, sr)
-            if drop is None:
-                out.update(reason=None, detail=None)
-                if self.config.keep_audio:
-                    out["audio"] = self._resample(mono, sr)
-            else:
-                reason, why = drop
-                name = audio_io.describe(row["audio_uri"], row.get("member"))
-                out.update(reason=reason.value, detail=f"{name}: {why}")
-            outputs.append(out)
+        return [self._process_piece(row, piece, decoded.sample_rate) for piece in self._pieces(row, decoded)]
+
+    def _process_piece(self, row: dict[str, Any], piece: _Piece, sr: int) -> dict[str, Any]:
+        """The output row of one segment or window: filtered, and (``keep_audio``) mono at the target rate."""
+        mono = piece.samples.mean(axis=1, dtype=np.float32) if piece.samples.shape[1] > 1 else piece.samples[:, 0]
+        out = {
+            **row,
+            "key": piece.key,
+            "offset_s": round(piece.offset_s, 6),
+            "duration_s": round(piece.samples.shape[0] / sr, 6),
+            "sample_rate": sr,
+            "audio_sample_rate": self.config.target_sr,
+        }
+        drop = self._drop_reason(piece, mono, sr)
+        if drop is None:
+            out.update(reason=None, detail=None)
+            if self.config.keep_audio:
+                out["audio"] = self._resample(mono, sr)
+        else:
+            reason, why = drop
+            name = audio_io.describe(row["audio_uri"], row.get("member"))
+            out.update(reason=reason.value, detail=f"{name}: {why}")
+        return out
+
+    def _process_windows(self, row: dict[str, Any], data: bytes | str | IO[bytes], name: str) -> list[dict[str, Any]]:
+        """Windowed mode: decode the segment one window at a time (never more than a window in memory)."""
+        offset = float(row.get("offset_s") or 0.0)
+        outputs, position = [], 0
+        blocks = audio_io.decode_blocks(data, self.config.window_s, offset, row.get("duration_s"), name=name)
+        for i, block in enumerate(blocks):
+            piece = _Piece(f"{row['key']}/w{i:03d}", offset + position / block.sample_rate, block.samples)
+            outputs.append(self._process_piece(row, piece, block.sample_rate))
+            position += block.samples.shape[0]
         return outputs
+
+    def _decode_and_process(
+        self, row: dict[str, Any], data: bytes | str | IO[bytes], name: str
+    ) -> list[dict[str, Any]]:
+        if self.config.window_s is not None:
+            return self._process_windows(row, data, name)
+        offset, duration = float(row.get("offset_s") or 0.0), row.get("duration_s")
+        limit = self.config.filters.max_duration_s  # a longer segment is rejected before it is decoded
+        return self.process_decoded(row, audio_io.decode(data, offset, duration, name=name, max_duration_s=limit))
 
     def _reject(self, row: dict[str, Any], reason: RejectReason | str, detail: str) -> dict[str, Any]:
         value = reason.value if isinstance(reason, RejectReason) else reason
@@ -277,14 +308,11 @@ class AudioStage:
         """Output rows for one input row; ``data`` = the encoded bytes when already read (container members)."""
         uri, member = row["audio_uri"], row.get("member")
         name = audio_io.describe(uri, member)
-        offset, duration = float(row.get("offset_s") or 0.0), row.get("duration_s")
         try:
             if data is not None:
-                decoded = audio_io.decode(data, offset, duration, name=name)
-            else:
-                with audio_io.open_audio(uri, member) as f:
-                    decoded = audio_io.decode(f, offset, duration, name=name)
-            return self.process_decoded(row, decoded)
+                return self._decode_and_process(row, data, name)
+            with audio_io.open_audio(uri, member) as f:
+                return self._decode_and_process(row, f, name)
         except AudioReadError as err:
             return [self._reject(row, err.reason, err.detail)]
         except Exception as exc:  # noqa: BLE001 - a bad record becomes a reject, the run goes on

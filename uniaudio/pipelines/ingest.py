@@ -448,6 +448,7 @@ def dry_run(
     source = source or config.make_source()
     partitions = source.partitions() if partitions is None else partitions
     filters = config.stage.filters
+    longest = filters.max_duration_s if config.stage.window_s is None else None  # windows are checked one by one
     markers: dict[str, dict[str, Any]] = {}
     if partitions:
         ensure_ray(config.ray)
@@ -459,7 +460,7 @@ def dry_run(
                     tally.add_reject(split, row["reason"])
                 elif duration is not None and filters.min_duration_s is not None and duration < filters.min_duration_s:
                     tally.add_reject(split, RejectReason.TOO_SHORT.value)
-                elif duration is not None and filters.max_duration_s is not None and duration > filters.max_duration_s:
+                elif duration is not None and longest is not None and duration > longest:
                     tally.add_reject(split, RejectReason.TOO_LONG.value)
                 else:
                     tally.add_record(split, duration)
