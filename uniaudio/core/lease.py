@@ -9,7 +9,8 @@ thread rewrites the heartbeat every ``heartbeat_s``.
 A lease whose heartbeat is older than ``stale_after_s`` (its writer died) is taken over by the next
 writer, as is any lease when ``break_lock`` is set (``--break-lock``: the user says the holder is
 gone). The heartbeat thread re-reads the lease before each beat; if another run has taken it over,
-this run is stopped (the main thread is interrupted and :func:`writer_lease` raises
+this run is stopped (an exception is raised asynchronously in the thread that took the lease, at its
+next Python instruction, whatever signal handlers are installed, and :func:`writer_lease` turns it into
 :class:`LeaseLostError`), so two writers never keep writing one store. Staleness compares the
 holder's clock with the reader's: hosts need roughly synchronised clocks (well within
 ``stale_after_s``).
@@ -17,8 +18,8 @@ holder's clock with the reader's: hosts need roughly synchronised clocks (well w
 
 from __future__ import annotations
 
-import _thread
 import contextlib
+import ctypes
 import functools
 import json
 import logging
@@ -50,6 +51,15 @@ class LeaseHeldError(RuntimeError):
 
 class LeaseLostError(RuntimeError):
     """This run's lease was taken over by another writer while it ran; the run stopped."""
+
+
+class _LeaseTakenOver(BaseException):
+    """Raised asynchronously in the lease owner's thread by the heartbeat (not an ``Exception``, so
+    ``except Exception`` blocks on the way do not swallow it); :func:`writer_lease` converts it."""
+
+
+def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class WriterLease:
         self.lost_to: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._owner = threading.get_ident()
 
     def _record(self) -> bytes:
         return json.dumps({"run_id": self.run_id, "host": self.host, "pid": os.getpid(),
@@ -125,6 +136,7 @@ class WriterLease:
         return self._start()
 
     def _start(self) -> WriterLease:
+        self._owner = threading.get_ident()  # the thread a takeover stops
         self._thread = threading.Thread(target=self._beat, name=f"lease-{self.run_id}", daemon=True)
         self._thread.start()
         return self
@@ -138,7 +150,7 @@ class WriterLease:
                 if holder is not None and holder.get("run_id") != self.run_id:
                     self.lost_to = holder
                     log.error("lease of %s taken over by %s; stopping", self.store_uri, _describe(holder, time.time()))
-                    _thread.interrupt_main()
+                    _raise_in_thread(self._owner, _LeaseTakenOver)
                     return
                 storage.atomic_write_bytes(self.uri, self._record())
             except OSError as exc:  # a missed beat is not fatal: the next one may get through
@@ -169,15 +181,13 @@ def writer_lease(output_uri: str, config: LeaseConfig | None = None) -> Iterator
     exception. A body whose lease is taken over by another writer is stopped with :class:`LeaseLostError`.
     """
     lease = WriterLease(output_uri, config)
-    with lease:
-        clean_orphans(output_uri, lease.started)
-        try:
+    try:
+        with lease:  # the takeover may land in the body or while the lease is being released
+            clean_orphans(output_uri, lease.started)
             yield lease
-        except KeyboardInterrupt as interrupt:
-            if lease.lost_to is not None:
-                raise LeaseLostError(f"{output_uri}: the lease was taken over by "
-                                     f"{_describe(lease.lost_to, time.time())}; this run stopped") from interrupt
-            raise
+    except _LeaseTakenOver as stopped:
+        raise LeaseLostError(f"{output_uri}: the lease was taken over by "
+                             f"{_describe(lease.lost_to or {}, time.time())}; this run stopped") from stopped
 
 
 def holding_lease(fn: F) -> F:
