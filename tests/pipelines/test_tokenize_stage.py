@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.tokenize.conftest import codec_cache, tiny_set  # noqa: F401 - fixtures
 from tests.tokenize.signals import tone
 from uniaudio.pipelines.tokenize_stage import (
     TokenizeErrorBudgetExceeded,
@@ -19,7 +18,7 @@ from uniaudio.pipelines.tokenize_stage import (
     stage_codec_meta,
     unpack_tokens,
 )
-from uniaudio.tokenize.reasoning_codec import CodecTokenizer
+from uniaudio.tokenize.reasoning_codec import CheckpointSet, CodecTokenizer, tiny_set_dir
 
 
 def _rows(waves, rates=None):
@@ -37,13 +36,21 @@ def _table(rows):
 
 
 @pytest.fixture(scope="module")
-def config(tiny_set):  # noqa: F811
+def tiny_set() -> CheckpointSet:
+    """The tiny set ``--codec tiny`` resolves to in this process and in the session's Ray workers (the
+    default cache: pointing ``$UNIAUDIO_CACHE`` elsewhere for the rest of the session would give the
+    driver another set, with another fingerprint, than the workers started before)."""
+    return CheckpointSet.from_dir(tiny_set_dir())
+
+
+@pytest.fixture(scope="module")
+def config(tiny_set):
     return TokenizeStageConfig(codec="tiny", codec_dir=str(tiny_set.codec.parent), window_mode="segment",
                                device="cpu", batch_size=4)
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tiny_set):  # noqa: F811
+def tokenizer(tiny_set):
     return CodecTokenizer.load(tiny_set, window_mode="segment")
 
 
