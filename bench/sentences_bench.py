@@ -4,11 +4,15 @@ Writes a synthetic speech token store (random tokens, 2–12 s clips, speakers a
 run measures, per input shard and in this process:
 
 * the baseline: reading every shard with the token store reader (what any builder must do);
-* read + assemble: the same read plus the builder's ``build_unit`` and the encoding of each sentence's
-  tar members (exactly a Ray worker's work for one unit);
+* read + assemble: the same read plus the builder's ``build_unit``, each sentence's length check and the
+  encoding of its tar members (exactly a Ray worker's work for one unit);
 
-and reports sentences/s and the overhead of assembly over the read (goal: under 50 %). With ``--ray`` it
-also times the whole ``sentences build`` (Ray Data + the driver's writer) end to end.
+and reports sentences/s and the overhead of assembly over the read (goal: under 50 %), plus the text
+tokenizer alone on the same transcripts (one batch per shard, as the builders encode them), the part of
+assembly no builder can avoid. The kinds are timed round-robin (read, asr, speech-text, tokenizer, read, ...)
+and the best of ``--repeats`` is kept, in wall-clock and in process CPU time (the steadier of the two on a
+shared machine, where wall-clock includes waiting for a core); the load average is printed with the figures.
+With ``--ray`` it also times the whole ``sentences build`` (Ray Data + the driver's writer) end to end.
 
 With ``--mixture N`` it also writes speech and sound token stores of N synthetic clips each (2–6 s, real audio
 files tokenized by the ``tiny`` codec, ``segment`` windows) and, in the same run, times the ``mixture`` builder
@@ -22,14 +26,17 @@ codec alone tokenizing the very waveforms the builder gave it, in the same batch
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from uniaudio.core.shard_file import ShardLimits
 from uniaudio.pipelines.token_store import TokenStoreWriter
 from uniaudio.sentences.registry import BuildContext, BuildOptions, get_builder
+from uniaudio.sentences.sentence import Sentence
 from uniaudio.sentences.sources import list_input_shards, read_input_shard
 from uniaudio.testing.tokens import TEST_CODEC, random_sample
 
@@ -47,26 +54,58 @@ def make_store(uri: str, n: int, shard_samples: int) -> None:
                                        speaker=f"spk{i // 20}"))
 
 
-def time_units(store: str, kind: str | None) -> tuple[float, int, int]:
-    """Seconds, samples read and sentences made over every shard (kind None: read only)."""
+@dataclass
+class Timing:
+    """One timed pass: wall-clock and process CPU seconds, samples read, sentences made."""
+
+    wall: float
+    cpu: float
+    samples: int
+    sentences: int
+
+
+class _Clock:
+    def __enter__(self) -> _Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def time_units(store: str, kind: str | None) -> Timing:
+    """One pass over every shard: read only (kind None), or read + ``build_unit`` + each sentence's length
+    check and tar members, as :func:`uniaudio.sentences.build._run_unit` does on a worker."""
     shards = list_input_shards([store])
     samples = sentences = 0
-    t0 = time.perf_counter()
-    if kind is None:
-        for shard in shards:
-            samples += len(read_input_shard(shard))
-        return time.perf_counter() - t0, samples, 0
-    builder = get_builder(kind)
-    options = BuildOptions(kind=kind)
-    for unit in builder.units(shards, options):
-        read = [s for shard in unit["shards"] for s in read_input_shard(shard)]
-        samples += len(read)
-        ctx = BuildContext(options, unit["id"])
-        for item in builder.build_unit(unit, read, ctx):
-            if hasattr(item, "members"):
-                item.members()
-                sentences += 1
-    return time.perf_counter() - t0, samples, sentences
+    with _Clock() as clock:
+        if kind is None:
+            for shard in shards:
+                samples += len(read_input_shard(shard))
+        else:
+            builder = get_builder(kind)
+            options = BuildOptions(kind=kind)
+            for unit in builder.units(shards, options):
+                read = [s for shard in unit["shards"] for s in read_input_shard(shard)]
+                samples += len(read)
+                ctx = BuildContext(options, unit["id"])
+                for item in builder.build_unit(unit, read, ctx):
+                    if isinstance(item, Sentence):
+                        ctx.num_tokens(item.segments)
+                        item.members()
+                        sentences += 1
+    return Timing(clock.wall, clock.cpu, samples, sentences)
+
+
+def time_text_encoding(store: str) -> Timing:
+    """The text tokenizer alone on every transcript of the store, one batch per shard as the builders encode
+    them (the transcripts are read before the clock starts)."""
+    tokenizer = BuildContext(BuildOptions(kind="asr"), "bench").tokenizer
+    batches = [[s.meta["text"] for s in read_input_shard(shard)] for shard in list_input_shards([store])]
+    with _Clock() as clock:
+        for batch in batches:
+            tokenizer.encode_batch(batch)
+    return Timing(clock.wall, clock.cpu, sum(map(len, batches)), 0)
 
 
 def make_audio_stores(root: str, n: int, config) -> list[str]:
@@ -161,17 +200,33 @@ def main() -> None:
         store = f"{tmp}/speech"
         make_store(store, args.samples, args.shard_samples)
         time_units(store, None)  # warm the page cache and imports
-        get_builder("asr")
-        rows = {}
-        for kind in (None, "asr", "speech-text"):
-            best = min((time_units(store, kind) for _ in range(args.repeats)), key=lambda r: r[0])
-            rows[kind or "read only (baseline)"] = best
-        base = rows["read only (baseline)"][0]
-        print(f"{args.samples} samples in {args.samples // args.shard_samples} shards; best of {args.repeats}")
-        print(f"{'what':<24}{'s':>8}{'samples/s':>12}{'sentences/s':>13}{'overhead':>10}")
-        for name, (sec, samples, sentences) in rows.items():
-            over = f"{(sec / base - 1) * 100:+.0f} %" if sentences else "-"
-            print(f"{name:<24}{sec:>8.2f}{samples / sec:>12,.0f}{sentences / sec:>13,.0f}{over:>10}")
+        time_units(store, "asr")
+        load_before = os.getloadavg()
+        runs = {"read only (baseline)": lambda: time_units(store, None),
+                "asr": lambda: time_units(store, "asr"),
+                "speech-text": lambda: time_units(store, "speech-text"),
+                "text tokenizer alone": lambda: time_text_encoding(store)}
+        rows: dict[str, Timing] = {}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                result = run()
+                best = rows.setdefault(name, result)
+                best.wall, best.cpu = min(best.wall, result.wall), min(best.cpu, result.cpu)
+        load_after = os.getloadavg()
+        base = rows["read only (baseline)"]
+        print(f"{args.samples} samples in {args.samples // args.shard_samples} shards; best of {args.repeats}, "
+              f"round-robin; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
+        print(f"{'what':<24}{'wall s':>8}{'samples/s':>11}{'sentences/s':>13}{'vs read':>9}"
+              f"{'CPU s':>8}{'vs read':>9}")
+        for name, t in rows.items():
+            if name.startswith("read"):
+                vs_wall = vs_cpu = "-"
+            elif t.sentences:  # overhead of read + assembly over the read alone
+                vs_wall, vs_cpu = f"{(t.wall / base.wall - 1) * 100:+.0f} %", f"{(t.cpu / base.cpu - 1) * 100:+.0f} %"
+            else:  # the tokenizer alone: its time as a share of the read's
+                vs_wall, vs_cpu = f"{t.wall / base.wall * 100:.0f} %", f"{t.cpu / base.cpu * 100:.0f} %"
+            rate = f"{t.sentences / t.wall:,.0f}" if t.sentences else "-"
+            print(f"{name:<24}{t.wall:>8.2f}{t.samples / t.wall:>11,.0f}{rate:>13}{vs_wall:>9}{t.cpu:>8.2f}{vs_cpu:>9}")
         if args.ray:
             from uniaudio.sentences.build import BuildRequest, build_sentences
 

@@ -71,6 +71,18 @@ def test_members_are_adjacent_json_first(tmp_path):
                                      "source_key": "src/utt0", "text": "word 0", "ids": [8, 9]}
 
 
+def test_json_member_is_the_header_as_json_dumps_writes_it():
+    s = _sentence(1)
+    s.meta = {"speaker": "Jürgen", "n": 2.5}
+    s.segments[1].provenance = {"mix": ["src/b", "src/utt1"], "gain_db": -3.0}
+    s.segments[1].attrs = {"snr_db": 5}
+    s.segments[2].text = "Grüße — 東京 🎵 \"quoted\"\n"
+    name, data = s.members()[0]
+    assert name == "asr/src/utt1.json"
+    assert data == json.dumps(s.header(), ensure_ascii=False).encode("utf-8")
+    assert s.source_keys == ["src/utt1", "src/b"]
+
+
 def test_interrupted_writer_resumes_without_duplicates(tmp_path):
     uri = str(tmp_path)
     with pytest.raises(RuntimeError), SentenceStoreWriter(uri, {"a": 1}, ShardLimits(max_samples=2)) as writer:

@@ -80,6 +80,7 @@ class BuildContext:
         digest = hashlib.sha256(f"{options.seed}/{options.kind}/{unit_id}".encode()).digest()
         self.rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         self._encoded: dict[str, tuple[int, ...]] = {}
+        self._prompts: dict[str, SentenceSegment] = {}
 
     def encode_ahead(self, texts: list[str]) -> None:
         """Encode ``texts`` in one batch (the tokenizer's thread pool); later ``text_segment`` calls for
@@ -112,12 +113,18 @@ class BuildContext:
                                features=feats, attrs=attrs)
 
     def prompt(self, task: str) -> SentenceSegment:
-        """A random instruction prompt for ``task`` (role ``prompt``, never in the loss)."""
+        """A random instruction prompt for ``task`` (role ``prompt``, never in the loss).
+
+        A unit's sentences share one segment object per prompt text (segments are never changed once a
+        builder has put them in a sentence)."""
         choices = load_prompts()[task]
         text = choices[int(self.rng.integers(len(choices)))] + "\n\n"
-        if text not in self._encoded:
-            self.encode_ahead([c + "\n\n" for c in choices])
-        return self.text_segment("prompt", text, loss=False)
+        segment = self._prompts.get(text)
+        if segment is None:
+            if text not in self._encoded:
+                self.encode_ahead([c + "\n\n" for c in choices])
+            segment = self._prompts[text] = self.text_segment("prompt", text, loss=False)
+        return segment
 
     def num_tokens(self, segments: list[SentenceSegment]) -> int:
         return sequence_length(segments, self.tokenizer.specials)

@@ -27,6 +27,9 @@ TEXT_ROLES = ("prompt", "text", "transcription", "caption", "lyric")
 AUDIO_ROLES = ("audio",)
 _SEG_MEMBER = re.compile(r"^seg(\d+)\.([A-Za-z0-9_-]+)\.npy$")
 _DEFAULT_TEXT_TOKENS = TextTokens()
+_UINT16 = np.dtype(np.uint16)
+#: ``_JSON.encode(x)`` is ``json.dumps(x, ensure_ascii=False)`` without building an encoder per call.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 @dataclass
@@ -58,7 +61,7 @@ class SentenceSegment:
                 raise ValueError(f"audio segment role {self.role!r} is not one of {AUDIO_ROLES}")
             for name in ("reason", "recon"):
                 arr = getattr(self, name)
-                if arr is None or arr.dtype != np.uint16 or arr.ndim != 2:
+                if arr is None or arr.dtype != _UINT16 or arr.ndim != 2:
                     raise ValueError(f"audio segment {name} must be a uint16 (codebooks, T) array")
             for name in self.features:
                 check_field(name)
@@ -120,12 +123,13 @@ class Sentence:
     @property
     def source_keys(self) -> list[str]:
         """Token-store keys the sentence draws on (segments' own keys and provenance ``mix`` keys), in order."""
-        seen: list[str] = []
+        seen: dict[str, None] = {}
         for seg in self.segments:
-            keys = [seg.source_key] if seg.source_key else []
-            keys += [k for k in (seg.provenance or {}).get("mix", []) if isinstance(k, str)]
-            seen += [k for k in keys if k not in seen]
-        return seen
+            if seg.source_key:
+                seen[seg.source_key] = None
+            if seg.provenance:
+                seen.update((k, None) for k in seg.provenance.get("mix", []) if isinstance(k, str))
+        return list(seen)
 
     def header(self) -> dict[str, Any]:
         """The ``<key>.json`` record."""
@@ -135,7 +139,7 @@ class Sentence:
 
     def members(self) -> list[tuple[str, bytes]]:
         """Tar members in store order: json, then per audio segment reason, recon, features by name."""
-        out = [(f"{self.key}.json", json.dumps(self.header(), ensure_ascii=False).encode("utf-8"))]
+        out = [(f"{self.key}.json", _JSON.encode(self.header()).encode("utf-8"))]
         for i, seg in enumerate(self.segments):
             if seg.modality != "audio":
                 continue

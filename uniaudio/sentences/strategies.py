@@ -111,6 +111,7 @@ class SpeechTextStrategy(SentenceBuilder):
     def _speaker_sentences(self, utterances: list[SourceSample], ctx: BuildContext) -> Iterator[Sentence | Skip]:
         group: list[SourceSample] = []
         segments: list[SentenceSegment] = []
+        tokens = 0  # == ctx.num_tokens(segments): the length is a sum over segments
         text_first = bool(ctx.rng.integers(2))
         want = _count_parts(ctx)
         for sample in utterances:
@@ -118,17 +119,19 @@ class SpeechTextStrategy(SentenceBuilder):
                     ctx.text_segment("transcription", sample.meta["text"], True, source_key=sample.key)]
             if text_first:
                 pair.reverse()
-            if not ctx.fits(pair):
+            pair_tokens = ctx.num_tokens(pair)
+            if pair_tokens > ctx.max_tokens:
                 yield Skip(sample.key, "longer than --max-tokens")
                 continue
-            if len(group) == want or not ctx.fits(segments + pair):
+            if len(group) == want or tokens + pair_tokens > ctx.max_tokens:
                 yield from self._emit(group, segments)
-                group, segments = [], []
+                group, segments, tokens = [], [], 0
                 text_first, want = bool(ctx.rng.integers(2)), _count_parts(ctx)
                 if text_first != (pair[0].modality == "text"):
                     pair.reverse()
             group.append(sample)
             segments += pair
+            tokens += pair_tokens
         yield from self._emit(group, segments)
 
     def _emit(self, group: list[SourceSample], segments: list[SentenceSegment]) -> Iterator[Sentence | Skip]:
@@ -148,6 +151,7 @@ class AudioCaptionInterleave(SentenceBuilder):
                    ctx: BuildContext) -> Iterator[Sentence | Skip]:
         group: list[SourceSample] = []
         segments: list[SentenceSegment] = []
+        tokens = 0  # == ctx.num_tokens(segments)
         want = _count_parts(ctx)
         ctx.encode_ahead([t for s in samples if isinstance(t := s.meta.get("caption"), str)])
         for sample in samples:
@@ -156,14 +160,16 @@ class AudioCaptionInterleave(SentenceBuilder):
                 yield Skip(sample.key, "no caption")
                 continue
             pair = [ctx.audio_segment(sample, True), ctx.text_segment("caption", caption, True, source_key=sample.key)]
-            if not ctx.fits(pair):
+            pair_tokens = ctx.num_tokens(pair)
+            if pair_tokens > ctx.max_tokens:
                 yield Skip(sample.key, "longer than --max-tokens")
                 continue
-            if len(group) == want or not ctx.fits(segments + pair):
+            if len(group) == want or tokens + pair_tokens > ctx.max_tokens:
                 yield from self._emit(group, segments)
-                group, segments, want = [], [], _count_parts(ctx)
+                group, segments, tokens, want = [], [], 0, _count_parts(ctx)
             group.append(sample)
             segments += pair
+            tokens += pair_tokens
         yield from self._emit(group, segments)
 
     def _emit(self, group: list[SourceSample], segments: list[SentenceSegment]) -> Iterator[Sentence | Skip]:
