@@ -1,6 +1,8 @@
 """Tar shards as every store writes and reads them: ustar headers, member names, a fast reader.
 
-Shards are named ``shard-NNNNNN.tar``; a member is ``<key>.<ext>`` where the key is everything before
+Shards are named ``shard-NNNNNN.tar`` when one writer numbers them, or ``shard-<writer>-NNNNNN.tar`` when
+several write into one store at once (``<writer>``: a writer's own id, lower-case letters and digits, so no two
+writers pick the same name); a member is ``<key>.<ext>`` where the key is everything before
 the first dot of the base name (the WebDataset rule). Names are checked before use (no absolute
 paths, no ``..``, valid keys), so nothing read from a shard can escape its store.
 """
@@ -16,24 +18,42 @@ __all__ = [
     "TAR_END",
     "StoreReadError",
     "check_member_name",
+    "is_shard_name",
     "iter_members",
     "shard_index",
     "shard_name",
     "split_member",
     "tar_header",
     "tar_padding",
+    "writer_shard_name",
 ]
 
 SHARD_PATTERN = re.compile(r"^shard-(\d{6})\.tar$")
+WRITER_SHARD_PATTERN = re.compile(r"^shard-[0-9a-z]{1,32}-\d{6}\.tar$")
+_WRITER_ID = re.compile(r"^[0-9a-z]{1,32}$")
 
 
 def shard_name(index: int) -> str:
     return f"shard-{index:06d}.tar"
 
 
+def writer_shard_name(writer: str, index: int) -> str:
+    """The name of shard ``index`` of writer ``writer`` (one of several writing into one store)."""
+    if not _WRITER_ID.match(writer):
+        raise ValueError(f"writer id {writer!r}: use 1-32 lower-case letters and digits")
+    return f"shard-{writer}-{index:06d}.tar"
+
+
 def shard_index(name: str) -> int | None:
+    """The number of a ``shard-NNNNNN.tar`` name; ``None`` for any other name (writer shards included)."""
     m = SHARD_PATTERN.match(name.rsplit("/", 1)[-1])
     return int(m.group(1)) if m else None
+
+
+def is_shard_name(name: str) -> bool:
+    """Whether ``name`` (or a URI's last part) is a store shard's name, numbered or writer-tagged."""
+    base = name.rsplit("/", 1)[-1]
+    return bool(SHARD_PATTERN.match(base) or WRITER_SHARD_PATTERN.match(base))
 
 
 def split_member(name: str) -> tuple[str, str]:

@@ -9,6 +9,12 @@ Data flow (Ray Data; the driver only writes)::
                              committed when full); per finished partition: rejects part, then its
                              done-marker once the shard holding its last sample is committed
 
+With ``shard_writers`` N > 0 (``--shard-writers N``), N Ray actors write and upload the shards instead
+(:mod:`uniaudio.pipelines.shard_writer_stage`) and the driver receives token-less bookkeeping rows; it
+journals each shard they committed (:meth:`TokenStoreWriter.record`) before taking its rows, so markers
+still follow their shards, and it writes ``index.json`` last. Token bytes then never pass through the
+driver, whose write rate no longer caps the number of codec GPUs a build can use.
+
 Output under ``OUTPUT_URI``: the token store (``shard-*.tar``, ``_journal/``, ``index.json``; see
 docs/formats.md), ``rejects/part-<h>.parquet`` (``key, source, reason, detail``), ``_progress/<h>.json``
 (one done-marker per finished input partition), ``build-settings.json`` (the settings the store was
@@ -40,6 +46,7 @@ from uniaudio.core.keys import key_problem
 from uniaudio.core.lease import LeaseConfig, holding_lease
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.shard_file import ShardLimits
+from uniaudio.core.shard_journal import record_from_dict
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
 from uniaudio.pipelines.ingest import (
     OutputLayout,
@@ -52,16 +59,14 @@ from uniaudio.pipelines.io_failures import PartitionFailures
 from uniaudio.pipelines.output_guard import clear_output
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
+from uniaudio.pipelines.shard_writer_stage import ShardWriterConfig, apply_shard_writer_stage, token_sample
 from uniaudio.pipelines.sources import Source, get_source
 from uniaudio.pipelines.sources.base import normalise_uri
-from uniaudio.pipelines.token_store import DuplicateKeyError, TokenSample, TokenStoreWriter, read_index, sample_metadata
+from uniaudio.pipelines.token_store import DuplicateKeyError, TokenStoreWriter, read_index
 from uniaudio.pipelines.token_store.format import INDEX_NAME
-from uniaudio.pipelines.token_store.index import read_journal
-from uniaudio.pipelines.tokenize_stage import (
-    TokenizeStageConfig,
-    apply_tokenize_stage,
-    unpack_tokens,
-)
+from uniaudio.pipelines.token_store.index import ShardEntry, read_journal
+from uniaudio.pipelines.token_store.writer import rewrite_without
+from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig, apply_tokenize_stage, stage_codec_meta, token_rows
 
 __all__ = ["BuildConfig", "BuildSettingsChanged", "check_settings", "run_build"]
 
@@ -69,7 +74,6 @@ log = logging.getLogger(__name__)
 
 SUMMARY_NAME = "build-summary.json"
 SETTINGS_NAME = "build-settings.json"
-_RECORD_META = ("text", "caption", "speaker", "language", "lyrics", "split")
 
 
 @dataclass
@@ -87,6 +91,8 @@ class BuildConfig:
     #: Codec actors; ``None`` = one per GPU on a GPU cluster (1 GPU each), else one CPU actor.
     workers: int | None = None
     limits: ShardLimits = field(default_factory=ShardLimits)
+    #: Ray actors writing the shards (0: the driver writes them; see uniaudio.pipelines.shard_writer_stage).
+    shard_writers: int = 0
     audio_batch_size: int = 8
     force: bool = False
     ray: RayConfig = field(default_factory=RayConfig)
@@ -98,6 +104,8 @@ class BuildConfig:
             raise ValueError(f"limit must be positive, got {self.limit}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.shard_writers < 0:
+            raise ValueError(f"shard_writers must be >= 0, got {self.shard_writers}")
         if not self.stage.keep_audio:
             raise ValueError("shards build tokenizes waveforms: stage.keep_audio must be on")
 
@@ -163,24 +171,6 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
-def _sample(row: dict[str, Any]) -> TokenSample:
-    reason, recon, extras = unpack_tokens(row)
-    source_meta = json.loads(row["meta"]) if row.get("meta") else {}
-    meta = sample_metadata(
-        key=row["key"],
-        source=row["source"],
-        duration_s=float(row["duration_s"]),
-        codec=json.loads(row["codec"]),
-        audio_uri=row["audio_uri"],
-        member=row.get("member"),
-        offset_s=float(row.get("offset_s") or 0.0),
-        labels=list(row.get("labels") or []),
-        **{k: row.get(k) for k in _RECORD_META},
-        **({"source_meta": source_meta} if source_meta else {}),
-    )
-    return TokenSample(key=row["key"], reason=reason, recon=recon, meta=meta, extras=extras)
-
-
 def _reject_part(rows: list[dict[str, Any]]) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA), sink)
@@ -202,7 +192,9 @@ class _Driver:
     Rows are taken one at a time as the stream yields them: a sample goes straight into the writer
     (whose shard is staged on disk and committed when full), so the driver holds no partition's
     samples, only per-partition counters, tallies and rejects. A partition's done-marker is written
-    once all its rows are in and the shard holding its last sample is committed.
+    once all its rows are in and the shard holding its last sample is committed. With shard-writer
+    actors, rows carry no tokens: :meth:`shard_records` journals the shards the actors committed
+    before their rows are taken, so a partition's marker is written as soon as its last row is in.
     """
 
     def __init__(self, config: BuildConfig, layout: OutputLayout, on_partition: Callable[[str, Tally], None] | None,
@@ -224,6 +216,37 @@ class _Driver:
         self.waiting: list[tuple[str, Tally]] = []  # finished partitions whose samples are in the open shard
         self.tally = Tally()
         self.tokens = 0
+        self.dropped: dict[str, set[str]] = {}  # worker shard → keys dropped from it (already in the store)
+
+    def skip_keys(self, todo: list[str]) -> list[str]:
+        """Keys committed by earlier runs that the partitions in ``todo`` may produce again (for the
+        writer actors): those of shards that hold a ``todo`` partition or do not say which they hold."""
+        wanted = set(todo)
+        return sorted({k for e in self.journal
+                       if "partitions" not in e.notes or wanted.intersection(e.notes["partitions"]) for k in e.keys})
+
+    def shard_records(self, records: list[str]) -> None:
+        """Journal shards the writer actors committed (their rows' ``shard_record``), before their rows.
+
+        Keys the store already holds (the same key from two input records) are dropped from the new
+        shard first; their rows become ``duplicate_key`` rejects in :meth:`_take`.
+        """
+        assert self.writer is not None, "open_writer() before the stream starts"
+        for text in records:
+            record = json.loads(text)
+            entry, keys = record_from_dict(ShardEntry, record["shard"]), list(record["keys"])
+            if dup := self.writer.duplicates(keys):
+                log.warning("%s: dropping %d key(s) already in the store, e.g. %s", entry.name, len(dup), min(dup))
+                self.dropped[entry.name] = dup
+                rewritten = rewrite_without(self.config.output_uri, entry.name, dup)
+                if rewritten is None:
+                    continue
+                entry, keys = rewritten
+            self.writer.record(entry, keys, record["notes"])
+
+    def open_writer(self, codec: dict[str, Any]) -> TokenStoreWriter:
+        """The store's writer (opened on first use: it removes shards no journal entry records)."""
+        return self._open_writer(codec)
 
     def _open_writer(self, codec: dict[str, Any]) -> TokenStoreWriter:
         if self.writer is None:
@@ -266,9 +289,15 @@ class _Driver:
         if (problem := key_problem(row["key"])) is not None:  # the same rule as ingest: a reject, not a crash
             self._reject(state, row, RejectReason.INVALID_KEY.value, f"key {row['key']!r} in {partition}: {problem}")
             return
-        if row["key"] not in self.committed_keys:
+        if self.config.shard_writers:  # written by an actor, or not written: a key committed earlier
+            if row["key"] in self.dropped.get(row.get("shard") or "", ()):
+                self._reject(state, row, RejectReason.DUPLICATE_KEY.value,
+                             f"key {row['key']!r} is already in {self.config.output_uri}")
+                return
+            self.tokens += int(row.get("tokens") or 0)
+        elif row["key"] not in self.committed_keys:
             writer = self._open_writer(json.loads(row["codec"]))
-            sample = _sample(row)
+            sample = token_sample(row)
             self.in_open_shard.add(partition)  # before write: a shard it fills is committed inside write()
             try:
                 writer.write(sample)
@@ -353,8 +382,15 @@ def run_build(
         ds = source_dataset(source, todo, config.limit)
         ds = apply_audio_stage(ds, AudioStage(config.stage, batch_size=config.audio_batch_size))
         ds = apply_tokenize_stage(ds, tokenize, num_actors=num_actors)
+        if config.shard_writers:
+            driver.open_writer(stage_codec_meta(config.tokenize))  # before any actor writes: clears unjournaled
+            ds = apply_shard_writer_stage(ds, ShardWriterConfig(config.output_uri, config.limits),
+                                          config.shard_writers, driver.skip_keys(todo))
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):  # one block at a time
-            for row in batch.to_pylist():
+            if config.shard_writers:
+                driver.shard_records([r for r in batch.column("shard_record").to_pylist() if r])
+                batch = batch.drop_columns(["shard_record"])
+            for row in (batch.to_pylist() if config.shard_writers else token_rows(batch)):
                 driver.row(row)
         driver.end_of_stream(todo, read_in_full=config.limit is None)
     driver.close()

@@ -55,7 +55,9 @@ __all__ = [
     "TokenizeStage",
     "TokenizeStageConfig",
     "apply_tokenize_stage",
+    "list_arrays",
     "stage_codec_meta",
+    "token_rows",
     "unpack_tokens",
 ]
 
@@ -216,7 +218,7 @@ class TokenizeStage:
         """Ray Data entry (``batch_format="pyarrow"``); waveforms are taken as zero-copy numpy views."""
         rows = batch.drop_columns(["audio"]).to_pylist() if "audio" in batch.column_names else batch.to_pylist()
         if "audio" in batch.column_names:
-            for row, wave in zip(rows, _audio_arrays(batch.column("audio")), strict=True):
+            for row, wave in zip(rows, list_arrays(batch.column("audio")), strict=True):
                 row["audio"] = wave
         return self.to_table(self.process_batch(rows), batch.schema)
 
@@ -241,11 +243,11 @@ class TokenizeStage:
         return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-def _audio_arrays(column: pa.ChunkedArray) -> list[np.ndarray | None]:
-    """A ``(large_)list<float32>`` column as float32 numpy views (None for null rows)."""
+def list_arrays(column: pa.ChunkedArray, dtype: type = np.float32) -> list[np.ndarray | None]:
+    """A ``(large_)list<dtype>`` column as numpy views per row (None for null rows), without Python lists."""
     out: list[np.ndarray | None] = []
     for chunk in column.chunks:
-        values = chunk.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        values = chunk.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
         offsets = chunk.offsets.to_numpy()  # absolute positions in ``values``, also for sliced chunks
         nulls = chunk.is_null().to_numpy(zero_copy_only=False)
         out += [None if nulls[i] else values[offsets[i]:offsets[i + 1]] for i in range(len(chunk))]
@@ -276,6 +278,19 @@ def _list_column(values: list[np.ndarray | None], dtype: type) -> pa.Array:
     flat = pa.array(np.concatenate(arrays) if arrays else np.zeros(0, dtype))
     mask = pa.array([v is None for v in values], type=pa.bool_())
     return pa.LargeListArray.from_arrays(pa.array(offsets), flat, mask=mask)
+
+
+def token_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows of a stage output table, token and feature columns as numpy views (uint16 / float16)
+    rather than Python lists (converting ~10⁵ feature values per clip to Python floats is the slow part)."""
+    arrays = {name: np.float16 if name.startswith("distill_") else np.uint16
+              for name in ("reason_tokens", "recon_tokens", "distill_wavlm", "distill_music")
+              if name in table.schema.names}
+    rows = table.drop_columns(list(arrays)).to_pylist()
+    for name, dtype in arrays.items():
+        for row, values in zip(rows, list_arrays(table.column(name), dtype), strict=True):
+            row[name] = values
+    return rows
 
 
 def unpack_tokens(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from uniaudio.core import storage
-from uniaudio.core.ustar import StoreReadError, iter_members, shard_index, split_member
+from uniaudio.core.ustar import StoreReadError, is_shard_name, iter_members, split_member
 from uniaudio.pipelines.token_store.format import INDEX_NAME, StoreSpec
 from uniaudio.pipelines.token_store.index import ShardEntry, read_index
 
@@ -199,7 +199,7 @@ def validate_store(
     listed = {s.name for s in index.shards}
     on_disk = {u.rsplit("/", 1)[-1] for u in storage.glob(store_uri, "shard-*.tar")}
     for extra in sorted(on_disk - listed):
-        if shard_index(extra) is not None:
+        if is_shard_name(extra):
             problems.append(Problem(extra, "shard exists but is not listed in index.json"))
     if len(listed) != len(index.shards):
         problems.append(Problem(INDEX_NAME, "lists a shard name more than once"))

@@ -9,6 +9,11 @@ nothing (S3), never a partial ``shard-NNNNNN.tar``.
 Re-opening a store that has a journal resumes it: committed keys are known (:attr:`committed_keys`),
 numbering continues after the last committed shard, and shards without a journal entry (a crash
 between upload and journal write) are deleted and rewritten.
+
+Shards may also be written by others, e.g. the Ray actors of :mod:`uniaudio.pipelines.shard_writer_stage`
+(``shard-<writer>-NNNNNN.tar``): the writer that owns the store journals them with :meth:`TokenStoreWriter.record`
+once they are committed, and :func:`rewrite_without` drops keys from such a shard before it is recorded
+(a key another shard already holds).
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from uniaudio.core.shard_journal import JournalEntry, write_journal_entry
 from uniaudio.core.ustar import shard_index, shard_name
 from uniaudio.pipelines.token_store.format import INDEX_NAME
 from uniaudio.pipelines.token_store.index import ShardEntry, StoreIndex, read_journal
+from uniaudio.pipelines.token_store.reader import iter_shard
 from uniaudio.pipelines.token_store.sample import TokenSample
 
-__all__ = ["CodecMismatchError", "DuplicateKeyError", "TokenStoreWriter"]
+__all__ = ["CodecMismatchError", "DuplicateKeyError", "OpenShard", "TokenStoreWriter", "rewrite_without"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,7 @@ class DuplicateKeyError(ValueError):
     """A key was written twice to one store."""
 
 
-class _OpenShard:
+class OpenShard:
     """The token store's shard being written, with its tallies for the index."""
 
     def __init__(self, uri: str, name: str) -> None:
@@ -103,7 +109,7 @@ class TokenStoreWriter:
         self._remove_uncommitted_shards()
         if self._journal and storage.exists(storage.join(uri, INDEX_NAME)):
             storage.remove(storage.join(uri, INDEX_NAME))  # appending: the index is rewritten on close
-        self._shard: _OpenShard | None = None
+        self._shard: OpenShard | None = None
         self._closed = False
 
     @property
@@ -140,7 +146,7 @@ class TokenStoreWriter:
             raise DuplicateKeyError(f"key {sample.key!r} is already in {self.uri}")
         if self._shard is None:
             name = shard_name(self._next_index)
-            self._shard = _OpenShard(storage.join(self.uri, name), name)
+            self._shard = OpenShard(storage.join(self.uri, name), name)
             self._next_index += 1
         self._shard.add(sample)
         self._written_keys.add(sample.key)
@@ -153,14 +159,38 @@ class TokenStoreWriter:
             return None
         shard, self._shard = self._shard, None
         entry = shard.finish()
-        notes = {"codec_fingerprint": self.codec.get("fingerprint"), "codec": self.codec}
-        journal = JournalEntry(shard=entry, keys=shard.keys, notes=notes)
+        self._journal_shard(entry, shard.keys, {})
+        return entry
+
+    def duplicates(self, keys: list[str]) -> set[str]:
+        """Those of ``keys`` the store already holds (committed or written by this writer)."""
+        return {k for k in keys if k in self._written_keys}
+
+    def record(self, entry: ShardEntry, keys: list[str], notes: dict[str, Any] | None = None) -> None:
+        """Journal a shard another writer committed under this store, as if written here.
+
+        The shard must hold tokens of this writer's codec (:class:`CodecMismatchError`) and no key the
+        store already holds (:class:`DuplicateKeyError`; drop them first with :func:`rewrite_without`).
+        """
+        if self._closed:
+            raise RuntimeError("writer is closed")
+        fingerprint = (notes or {}).get("codec_fingerprint")
+        if fingerprint != self.codec.get("fingerprint"):
+            raise CodecMismatchError(f"{entry.name}: tokens of codec fingerprint {fingerprint!r}, "
+                                     f"{self.uri} holds {self.codec.get('fingerprint')!r}")
+        if dup := self.duplicates(keys):
+            raise DuplicateKeyError(f"{entry.name}: keys already in {self.uri}: {sorted(dup)[:5]}")
+        self._written_keys.update(keys)
+        self._journal_shard(entry, keys, notes or {})
+
+    def _journal_shard(self, entry: ShardEntry, keys: list[str], notes: dict[str, Any]) -> None:
+        notes = {**notes, "codec_fingerprint": self.codec.get("fingerprint"), "codec": self.codec}
+        journal = JournalEntry(shard=entry, keys=keys, notes=notes)
         write_journal_entry(self.uri, journal)
         self._journal.append(journal)
-        self.committed_keys.update(shard.keys)
+        self.committed_keys.update(keys)
         if self.on_commit:
             self.on_commit(entry, notes)
-        return entry
 
     def close(self, extra: dict[str, Any] | None = None) -> StoreIndex:
         """Commit the last shard and write ``index.json`` (atomically, last)."""
@@ -185,3 +215,26 @@ class TokenStoreWriter:
             self.close()
         else:
             self.abort()
+
+
+def rewrite_without(store_uri: str, name: str, drop: set[str]) -> tuple[ShardEntry, list[str]] | None:
+    """Rewrite the (not yet journaled) shard ``name`` of the store without the samples of ``drop``.
+
+    The shard is replaced atomically under the same name; returns its new entry and keys, or ``None``
+    (and the shard is deleted) when every sample was dropped. A crash midway leaves either shard whole,
+    and an unjournaled shard is removed by the next writer, as any other.
+    """
+    uri = storage.join(store_uri, name)
+    shard = OpenShard(uri, name)
+    try:
+        for sample in iter_shard(uri):
+            if sample.key not in drop:
+                shard.add(sample)
+    except BaseException:
+        shard.abort()
+        raise
+    if not shard.keys:
+        shard.abort()
+        storage.remove(uri)
+        return None
+    return shard.finish(), shard.keys
