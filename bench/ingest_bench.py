@@ -20,8 +20,9 @@ core, and the Ray stage within 25% of the bare loop. Run: ``python bench/ingest_
 ``--scale 5000,40000`` (issue 14) measures instead the driver's memory against corpus size: one NeMo
 manifest of N lines (a few short clips reused under N ids through hard links), then ``ingest`` and
 ``shards build`` (tiny codec) of it, each in a fresh process; reported per command and N: the
-driver's peak RSS (``ru_maxrss``), its RSS once Ray is up, and the growth from the smallest N. Goal:
-peak RSS flat (under 25 MiB more) from 5,000 to 40,000 records.
+driver's peak RSS (``ru_maxrss``), its RSS once Ray is up, the growth from the smallest N, the
+partitions, the seconds and the 1-minute load average before and after. Goal: peak RSS flat (under
+25 MiB more) from 5,000 to 40,000 records. ``--scale 200000`` is the issue's 200k-record corpus.
 """
 
 from __future__ import annotations
@@ -132,6 +133,39 @@ def _write_manifest(root: Path, records: int, clips: int = 8, seconds: float = 0
     return manifest
 
 
+def _rss_parts_mib() -> dict[str, float]:
+    """The driver's resident memory by kind (``/proc/self/status``): private (anon), file, shared memory."""
+    fields = {"RssAnon": "anon", "RssFile": "file", "RssShmem": "shmem"}
+    parts = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in fields:
+            parts[fields[name]] = round(int(value.split()[0]) / 1024, 1)
+    return parts
+
+
+class _PeakSampler:
+    """Largest value of each :func:`_rss_parts_mib` field, sampled every 0.2 s in a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for name, value in _rss_parts_mib().items():
+                self.peak[name] = max(self.peak.get(name, 0.0), value)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def scale_run(command: str, manifest: Path, out: Path, cpus: int) -> dict[str, float]:
     """One ``ingest`` or ``shards build`` of ``manifest`` in this process; the driver's memory (MiB)."""
     import psutil
@@ -142,16 +176,19 @@ def scale_run(command: str, manifest: Path, out: Path, cpus: int) -> dict[str, f
     ray = RayConfig(num_cpus=cpus)
     ensure_ray(ray)
     after_init = psutil.Process().memory_info().rss
-    start = time.perf_counter()
+    start, load_before, sampler = time.perf_counter(), os.getloadavg()[0], _PeakSampler()
     if command == "ingest":
         summary = run_ingest(IngestConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray))
         records = summary["records"]
     else:
         summary = run_build(BuildConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray))
         records = summary["store"]["samples"]
-    return {"records": records, "seconds": round(time.perf_counter() - start, 1),
+    return {"records": records, "partitions": summary["partitions"].get("total"),
+            "seconds": round(time.perf_counter() - start, 1),
+            "load_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
             "rss_after_ray_init_mib": round(after_init / 2**20, 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_by_kind_mib": sampler.stop()}
 
 
 def scale_main(args: argparse.Namespace) -> None:
@@ -169,9 +206,10 @@ def scale_main(args: argparse.Namespace) -> None:
                 results.setdefault(command, {})[n] = json.loads(proc.stdout.strip().splitlines()[-1])
                 print(command, n, results[command][n], flush=True)
     for runs in results.values():
-        base = runs[sizes[0]]["peak_rss_mib"]
+        base, base_anon = runs[sizes[0]]["peak_rss_mib"], runs[sizes[0]]["peak_rss_by_kind_mib"]["anon"]
         for run in runs.values():
             run["peak_growth_mib"] = round(run["peak_rss_mib"] - base, 1)
+            run["peak_anon_growth_mib"] = round(run["peak_rss_by_kind_mib"]["anon"] - base_anon, 1)
     print(json.dumps(results, indent=1))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -138,17 +138,44 @@ def test_upstream_rejects_pass_through(tmp_path):
     assert (out["reason"], out["detail"], out["fanout"]) == ("malformed_metadata", "line 3", 1)
 
 
-def test_ray_map_batches_over_tar_members(tmp_path, ray_session):
-    import ray.data
-
+def _write_tar(path, members: int, seconds: float = 1.0) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for i in range(6):
-            data = encode_audio(synth(1.0, 16000, seed=i), 16000, "flac")
+        for i in range(members):
+            data = encode_audio(synth(seconds, 16000, seed=i), 16000, "flac")
             info = tarfile.TarInfo(f"s{i}.flac")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    (tmp_path / "shard.tar").write_bytes(buf.getvalue())
+    path.write_bytes(buf.getvalue())
+
+
+def test_a_large_metadata_batch_reads_container_members_a_group_at_a_time(tmp_path, monkeypatch):
+    """Ingest's large batches (keep_audio off) hold one group's encoded members at a time, same outputs."""
+    from uniaudio.pipelines import audio_io
+
+    _write_tar(tmp_path / "shard.tar", 6, seconds=0.6)
+    rows = [_row(tmp_path / "shard.tar", key=f"t/s{i}", member=f"s{i}.flac") for i in range(7)]  # s6 absent
+    real, calls = audio_io.read_members, []
+
+    def read_members(uri, names):
+        calls.append(list(names))
+        return real(uri, names)
+
+    monkeypatch.setattr(audio_io, "read_members", read_members)
+    config = AudioStageConfig(keep_audio=False)
+    grouped = AudioStage(config, batch_size=7, read_group=3).process_batch(rows)
+    assert calls == [["s0.flac", "s1.flac", "s2.flac"], ["s3.flac", "s4.flac", "s5.flac"], ["s6.flac"]]
+    assert grouped == AudioStage(config, batch_size=7, read_group=16).process_batch(rows)
+    assert [out["reason"] for out in grouped] == [None] * 6 + ["missing_file"]
+    assert not any("audio" in out for out in grouped)
+    with pytest.raises(ValueError, match="read_group"):
+        AudioStage(config, read_group=0)
+
+
+def test_ray_map_batches_over_tar_members(tmp_path, ray_session):
+    import ray.data
+
+    _write_tar(tmp_path / "shard.tar", 6)
     rows = [_row(tmp_path / "shard.tar", key=f"t/s{i}", member=f"s{i}.flac") for i in range(7)]  # s6 absent
     table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
     stage = AudioStage(batch_size=4)

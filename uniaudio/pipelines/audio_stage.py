@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CODEC_SAMPLE_RATE",
     "DEFAULT_MAX_DURATION_S",
+    "METADATA_BATCH_ROWS",
     "STAGE_COLUMNS",
     "AudioFilterConfig",
     "AudioStage",
@@ -91,6 +92,14 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
 
+
+#: Rows per block for a pass that keeps no waveforms (``keep_audio`` off: ``ingest``). Its output rows are
+#: metadata (~0.3 KB), each file is decoded and dropped before the next, and container members are read
+#: :attr:`AudioStage.read_group` rows at a time, so a worker holds one decoded file however many rows a
+#: batch has; larger blocks only mean fewer of them, and the driver keeps a few KB of Ray bookkeeping per
+#: block until the run ends (``bench/RESULTS.md``, "Driver memory at corpus scale"). Passes that keep
+#: waveforms (``shards build``) hold a batch's audio and keep small batches.
+METADATA_BATCH_ROWS = 128
 
 #: Default longest single sample (s). Longer audio is rejected (``too_long``) before it is decoded,
 #: unless cut into windows (``window_s``); the limit then applies to each window. 10 minutes: a
@@ -199,7 +208,14 @@ class AudioStage:
     config: AudioStageConfig = field(default_factory=AudioStageConfig)
     name: str = "audio"
     resources: Resources = field(default_factory=Resources)
+    #: Rows per Ray Data block and task (see :func:`apply_audio_stage`).
     batch_size: int = 16
+    #: Rows whose container members are read in one pass (their encoded bytes are held together).
+    read_group: int = 16
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0 or self.read_group <= 0:
+            raise ValueError(f"batch_size and read_group must be positive, got {self.batch_size}, {self.read_group}")
 
     def inputs(self) -> list[str]:
         return list(_INPUT_COLUMNS)
@@ -331,7 +347,20 @@ class AudioStage:
             return dict.fromkeys(names, exc)
 
     def process_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Output rows for a batch of input rows, in input order; each container is read once."""
+        """Output rows for a batch of input rows, in input order.
+
+        Rows are taken :attr:`read_group` at a time; each container is read once per group, and its
+        members' encoded bytes are dropped before the next group. With ``keep_audio`` off the outputs
+        hold no audio, so a worker holds one group's encoded members and one decoded file whatever
+        the batch size (see :data:`METADATA_BATCH_ROWS`).
+        """
+        outputs: list[dict[str, Any]] = []
+        for start in range(0, len(rows), self.read_group):
+            outputs.extend(self._process_group(rows[start : start + self.read_group]))
+        return outputs
+
+    def _process_group(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Output rows for a few input rows; each container among them is read once."""
         by_container: dict[str, list[str]] = defaultdict(list)
         for row in rows:
             if row.get("member") is not None and row.get("reason") is None:

@@ -26,7 +26,11 @@ an ``invalid_key`` reject.
 
 Memory: the driver holds the rows of partitions under way as Arrow slices and turns one partition at a
 time into Python rows (:func:`stream_partitions`); sources split large files into partitions by byte
-range, so this does not grow with the corpus.
+range, so this does not grow with the corpus. Ray keeps a few KB of driver-side bookkeeping per block
+until the run ends, so the audio stage runs in blocks of ``audio_batch_size`` rows (default
+:data:`~uniaudio.pipelines.audio_stage.METADATA_BATCH_ROWS`): its outputs carry no waveform, so a
+worker holds one decoded file whatever the block size. Measured in ``bench/RESULTS.md`` ("Driver
+memory at corpus scale").
 
 ``limit`` caps the metadata rows (records and metadata rejects) this run processes: partitions still
 to do are read in sorted order and the stream stops after ``limit`` rows. A partition cut short is
@@ -50,7 +54,14 @@ from uniaudio.core.keys import key_problem
 from uniaudio.core.lease import LeaseConfig, holding_lease
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.retry import is_transient
-from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, Resources, apply_audio_stage, split_outputs
+from uniaudio.pipelines.audio_stage import (
+    METADATA_BATCH_ROWS,
+    AudioStage,
+    AudioStageConfig,
+    Resources,
+    apply_audio_stage,
+    split_outputs,
+)
 from uniaudio.pipelines.io_failures import IO_FAILURE, PartitionFailures, failure_detail, read_partition_items
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import RECORD_SCHEMA, REJECT_SCHEMA, AudioRecord, Reject, RejectReason
@@ -138,7 +149,10 @@ class IngestConfig:
     limit: int | None = None
     source_options: dict[str, Any] = field(default_factory=dict)
     stage: AudioStageConfig = field(default_factory=lambda: AudioStageConfig(keep_audio=False))
-    audio_batch_size: int = 16
+    #: Rows per audio-stage block. Ingest keeps no waveforms, so a worker holds one decoded file
+    #: whatever this is (:data:`~uniaudio.pipelines.audio_stage.METADATA_BATCH_ROWS`); larger blocks
+    #: mean fewer of them, and the driver's Ray bookkeeping grows with the number of blocks.
+    audio_batch_size: int = METADATA_BATCH_ROWS
     ray: RayConfig = field(default_factory=RayConfig)
     #: The writer lease on the output (one writer per store; see uniaudio.core.lease).
     lease: LeaseConfig = field(default_factory=LeaseConfig)
