@@ -100,3 +100,8 @@ def test_a_bug_inside_shards_build_keeps_its_traceback(kaldi, tmp_path, monkeypa
     assert result.exit_code == 1
     assert isinstance(result.exception, ValueError) and "internal bug" in str(result.exception)
     assert "error:" not in result.output  # not reported as if the user had made a mistake
+
+
+def test_a_negative_shard_writer_count_is_a_message(kaldi, tmp_path):
+    result = runner.invoke(app, ["shards", "build", "manifest", kaldi, str(tmp_path / "out"), "--shard-writers", "-1"])
+    _refused(result, "--shard-writers")
