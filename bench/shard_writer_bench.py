@@ -33,9 +33,13 @@ import pyarrow as pa
 
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.shard_file import ShardLimits
-from uniaudio.pipelines.shard_writer_stage import ShardWriterConfig, apply_shard_writer_stage, token_sample
+from uniaudio.pipelines.shard_writer_stage import (
+    ShardWriterConfig,
+    apply_shard_writer_stage,
+    parse_shard_record,
+    token_sample,
+)
 from uniaudio.pipelines.token_store import TokenStoreWriter, read_index
-from uniaudio.pipelines.token_store.index import ShardEntry
 from uniaudio.pipelines.tokenize_stage import token_rows
 from uniaudio.testing.tokens import TEST_CODEC
 
@@ -99,8 +103,8 @@ def actor_writers(ds, uri: str, limits: ShardLimits, writers: int) -> tuple[floa
             first = first or (time.perf_counter(), len(batch))
             for text in batch.column("shard_record").to_pylist():
                 if text:
-                    record = json.loads(text)
-                    writer.record(ShardEntry(**record["shard"]), record["keys"], record["notes"])
+                    record = parse_shard_record(text)
+                    writer.record(record.shard, record.keys, record.notes)
             batch.drop_columns(["shard_record"]).to_pylist()  # the driver's per-row bookkeeping input
     return first
 

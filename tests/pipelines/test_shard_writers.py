@@ -16,9 +16,9 @@ from uniaudio.core.ustar import WRITER_SHARD_PATTERN
 from uniaudio.pipelines import build as build_module
 from uniaudio.pipelines.build import BuildConfig, run_build
 from uniaudio.pipelines.ingest import IngestConfig, run_ingest
-from uniaudio.pipelines.shard_writer_stage import ShardWriterStage
+from uniaudio.pipelines.shard_writer_stage import ShardWriterStage, parse_shard_record
 from uniaudio.pipelines.token_store import iter_store, read_index, validate_store
-from uniaudio.pipelines.token_store.index import ShardEntry, read_journal
+from uniaudio.pipelines.token_store.index import read_journal
 from uniaudio.pipelines.token_store.reader import iter_shard
 from uniaudio.pipelines.token_store.writer import (
     CodecMismatchError,
@@ -167,16 +167,16 @@ def test_driver_records_and_repairs_writer_shards(tmp_path):
     writer = TokenStoreWriter(store, TEST_CODEC)  # the driver opens its writer before any actor writes
     stage = ShardWriterStage(store, max_samples=10, max_bytes=1 << 20, writer_id="w3")
     out = stage.process_rows([_row("toy/a", seed=1), _row("toy/b", seed=2), _row("toy/c", seed=3)])
-    record = json.loads(out[0]["shard_record"])
-    entry = ShardEntry(**record["shard"])
+    record = parse_shard_record(out[0]["shard_record"])
+    entry = record.shard
 
     with pytest.raises(DuplicateKeyError, match="toy/a"):
-        writer.record(entry, record["keys"], record["notes"])
+        writer.record(entry, record.keys, record.notes)
     with pytest.raises(CodecMismatchError):
-        writer.record(entry, record["keys"], {**record["notes"], "codec_fingerprint": "other"})
+        writer.record(entry, record.keys, {**record.notes, "codec_fingerprint": "other"})
     new_entry, keys = rewrite_without(store, entry.name, {"toy/a"})
     assert keys == ["toy/b", "toy/c"] and new_entry.samples == 2 and new_entry.name == entry.name
-    writer.record(new_entry, keys, record["notes"])
+    writer.record(new_entry, keys, record.notes)
 
     lone = ShardWriterStage(store, max_samples=10, max_bytes=1 << 20, writer_id="w4").process_rows([_row("toy/b")])
     lone_name = json.loads(lone[0]["shard_record"])["shard"]["name"]

@@ -98,7 +98,7 @@ class WriterLease:
         self.lost_to: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._owner = threading.get_ident()
+        self._owner: int | None = None  # the thread that holds the lease: set by _start
 
     def _record(self) -> bytes:
         return json.dumps({"run_id": self.run_id, "host": self.host, "pid": os.getpid(),

@@ -46,7 +46,6 @@ from uniaudio.core.keys import key_problem
 from uniaudio.core.lease import LeaseConfig, holding_lease
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.shard_file import ShardLimits
-from uniaudio.core.shard_journal import record_from_dict
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
 from uniaudio.pipelines.ingest import (
     OutputLayout,
@@ -59,12 +58,17 @@ from uniaudio.pipelines.io_failures import PartitionFailures
 from uniaudio.pipelines.output_guard import clear_output
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
-from uniaudio.pipelines.shard_writer_stage import ShardWriterConfig, apply_shard_writer_stage, token_sample
+from uniaudio.pipelines.shard_writer_stage import (
+    ShardWriterConfig,
+    apply_shard_writer_stage,
+    parse_shard_record,
+    token_sample,
+)
 from uniaudio.pipelines.sources import Source, get_source
 from uniaudio.pipelines.sources.base import normalise_uri
 from uniaudio.pipelines.token_store import DuplicateKeyError, TokenStoreWriter, read_index
 from uniaudio.pipelines.token_store.format import INDEX_NAME
-from uniaudio.pipelines.token_store.index import ShardEntry, read_journal
+from uniaudio.pipelines.token_store.index import read_journal
 from uniaudio.pipelines.token_store.writer import rewrite_without
 from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig, apply_tokenize_stage, stage_codec_meta, token_rows
 
@@ -233,8 +237,8 @@ class _Driver:
         """
         assert self.writer is not None, "open_writer() before the stream starts"
         for text in records:
-            record = json.loads(text)
-            entry, keys = record_from_dict(ShardEntry, record["shard"]), list(record["keys"])
+            record = parse_shard_record(text)
+            entry, keys = record.shard, record.keys
             if dup := self.writer.duplicates(keys):
                 log.warning("%s: dropping %d key(s) already in the store, e.g. %s", entry.name, len(dup), min(dup))
                 self.dropped[entry.name] = dup
@@ -242,13 +246,10 @@ class _Driver:
                 if rewritten is None:
                     continue
                 entry, keys = rewritten
-            self.writer.record(entry, keys, record["notes"])
+            self.writer.record(entry, keys, record.notes)
 
     def open_writer(self, codec: dict[str, Any]) -> TokenStoreWriter:
         """The store's writer (opened on first use: it removes shards no journal entry records)."""
-        return self._open_writer(codec)
-
-    def _open_writer(self, codec: dict[str, Any]) -> TokenStoreWriter:
         if self.writer is None:
             self.writer = TokenStoreWriter(self.config.output_uri, codec, self.config.limits, on_commit=self._committed)
         return self.writer
@@ -296,7 +297,7 @@ class _Driver:
                 return
             self.tokens += int(row.get("tokens") or 0)
         elif row["key"] not in self.committed_keys:
-            writer = self._open_writer(json.loads(row["codec"]))
+            writer = self.open_writer(json.loads(row["codec"]))
             sample = token_sample(row)
             self.in_open_shard.add(partition)  # before write: a shard it fills is committed inside write()
             try:
@@ -333,7 +334,7 @@ class _Driver:
         index_uri = storage.join(self.config.output_uri, INDEX_NAME)
         if self.writer is None and self.journal and not storage.exists(index_uri):
             # nothing new, but an earlier run died after its last shard: finish its index
-            self._open_writer(self.journal[-1].notes["codec"])
+            self.open_writer(self.journal[-1].notes["codec"])
         if self.writer is not None:
             self.writer.close(extra={"source": self.config.source, "input_uri": self.config.input_uri,
                                      "split": self.config.split})

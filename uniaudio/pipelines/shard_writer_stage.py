@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -46,16 +46,25 @@ import pyarrow as pa
 from uniaudio.core import storage
 from uniaudio.core.keys import key_problem
 from uniaudio.core.shard_file import ShardLimits
+from uniaudio.core.shard_journal import JournalEntry, record_from_dict
 from uniaudio.core.ustar import writer_shard_name
 from uniaudio.pipelines.records import RejectReason
 from uniaudio.pipelines.token_store import TokenSample, sample_metadata
+from uniaudio.pipelines.token_store.index import ShardEntry
 from uniaudio.pipelines.token_store.writer import OpenShard
 from uniaudio.pipelines.tokenize_stage import token_rows, unpack_tokens
 
 if TYPE_CHECKING:
     import ray.data
 
-__all__ = ["PASSED_COLUMNS", "ShardWriterConfig", "ShardWriterStage", "apply_shard_writer_stage", "token_sample"]
+__all__ = [
+    "PASSED_COLUMNS",
+    "ShardWriterConfig",
+    "ShardWriterStage",
+    "apply_shard_writer_stage",
+    "parse_shard_record",
+    "token_sample",
+]
 
 #: Input columns the stage passes on (what the build driver's bookkeeping reads).
 PASSED_COLUMNS = ("partition", "input_index", "partition_size", "fanout", "key", "source", "split",
@@ -163,9 +172,14 @@ class ShardWriterStage:
 
 
 def _commit(shard: OpenShard, partitions: set[str], codec: dict[str, Any]) -> str:
-    entry = shard.finish()
     notes = {"codec_fingerprint": codec.get("fingerprint"), "codec": codec, "partitions": sorted(partitions)}
-    return json.dumps({"shard": asdict(entry), "keys": shard.keys, "notes": notes})
+    return JournalEntry(shard=shard.finish(), keys=shard.keys, notes=notes).to_json().decode()
+
+
+def parse_shard_record(text: str) -> JournalEntry[ShardEntry]:
+    """The journal entry of a ``shard_record`` column value (the driver journals it as it is)."""
+    d = json.loads(text)
+    return JournalEntry(record_from_dict(ShardEntry, d["shard"]), list(d["keys"]), d.get("notes") or {})
 
 
 def _output_schema(input_schema: pa.Schema) -> pa.Schema:
