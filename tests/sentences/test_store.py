@@ -77,9 +77,13 @@ def test_json_member_is_the_header_as_json_dumps_writes_it():
     s.segments[1].provenance = {"mix": ["src/b", "src/utt1"], "gain_db": -3.0}
     s.segments[1].attrs = {"snr_db": 5}
     s.segments[2].text = "Grüße — 東京 🎵 \"quoted\"\n"
+    s.segments[0].provenance, s.segments[0].attrs = {"voice": "en-us", "rate": 1.25}, {"pitch": -2}
     name, data = s.members()[0]
     assert name == "asr/src/utt1.json"
     assert data == json.dumps(s.header(), ensure_ascii=False).encode("utf-8")
+    assert s.members()[0][1] == data  # text segments' JSON is kept: the same bytes again
+    plain = Sentence("tts/x", "tts", "speech-text", [s.segments[2], s.segments[1]])
+    assert plain.members()[0][1] == json.dumps(plain.header(), ensure_ascii=False).encode("utf-8")
     assert s.source_keys == ["src/utt1", "src/b"]
 
 

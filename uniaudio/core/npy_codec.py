@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = ["load_npy", "npy_bytes"]
 
-_npy_header_cache: dict[tuple[str, tuple[int, ...]], bytes] = {}
+_npy_header_cache: dict[tuple[np.dtype, tuple[int, ...]], bytes] = {}
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -20,12 +20,12 @@ def npy_bytes(array: np.ndarray) -> bytes:
     into a BytesIO for the small token arrays the store holds.
     """
     array = np.ascontiguousarray(array)
-    if array.dtype.hasobject:
-        raise ValueError("object arrays cannot be stored (they would need pickle)")
-    descr = np.lib.format.dtype_to_descr(array.dtype)
-    cache_key = (str(descr), array.shape)
+    cache_key = (array.dtype, array.shape)
     header = _npy_header_cache.get(cache_key)
     if header is None:
+        if array.dtype.hasobject:
+            raise ValueError("object arrays cannot be stored (they would need pickle)")
+        descr = np.lib.format.dtype_to_descr(array.dtype)
         shape = repr(array.shape) if array.ndim != 1 else f"({array.shape[0]},)"
         text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape}, }}"
         total = 10 + len(text) + 1

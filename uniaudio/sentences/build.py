@@ -94,7 +94,7 @@ def _run_unit(batch: dict[str, Any], kind: str, options: str, codec_fingerprint:
                 continue
             if not isinstance(item, Sentence):
                 raise TypeError(f"builder {kind!r} yielded {type(item).__name__}, not Sentence or Skip")
-            n = ctx.num_tokens(item.segments)
+            n = item.num_tokens
             if n > opts.max_tokens:
                 raise ValueError(f"builder {kind!r} made {item.key!r} of {n} tokens, over --max-tokens "
                                  f"{opts.max_tokens}")

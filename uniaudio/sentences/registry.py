@@ -8,7 +8,8 @@ or :class:`Skip` (a record it could not use, with the reason, counted in the sum
 
 :class:`BuildContext` gives a unit its tools: the text tokenizer (``text_segment``), audio segments,
 ``num_tokens`` / ``max_tokens``, a random prompt per task, and an RNG seeded from (seed, kind, unit id),
-so a build is deterministic for a seed whatever the scheduling. :func:`register` adds a builder class
+so a build is deterministic for a seed whatever the scheduling (prompts are drawn from a second stream
+seeded alike, so how many a unit draws does not move the builders' own draws). :func:`register` adds a builder class
 under its ``kind``; :func:`get_builder` / :func:`kinds` are what the CLI uses.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -79,15 +81,16 @@ class BuildContext:
         self.tokenizer = _tokenizer(options.tokenizer)
         digest = hashlib.sha256(f"{options.seed}/{options.kind}/{unit_id}".encode()).digest()
         self.rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        self._prompt_rng = random.Random(int.from_bytes(digest[8:16], "little"))  # prompts' own stream
         self._encoded: dict[str, tuple[int, ...]] = {}
         self._prompts: dict[str, SentenceSegment] = {}
+        self._prompt_texts: dict[str, list[str]] = {}
 
     def encode_ahead(self, texts: list[str]) -> None:
         """Encode ``texts`` in one batch (the tokenizer's thread pool); later ``text_segment`` calls for
         them reuse the ids. Builders call it once per unit with every text they will need."""
-        todo = list(dict.fromkeys(t for t in texts if t not in self._encoded))
-        for text, ids in zip(todo, self.tokenizer.encode_batch(todo), strict=True):
-            self._encoded[text] = tuple(ids)
+        todo = [t for t in dict.fromkeys(texts) if t not in self._encoded]
+        self._encoded.update(zip(todo, map(tuple, self.tokenizer.encode_batch(todo)), strict=True))
 
     def text_segment(self, role: str, text: str, loss: bool, source_key: str | None = None,
                      provenance: dict[str, Any] | None = None) -> SentenceSegment:
@@ -117,12 +120,14 @@ class BuildContext:
 
         A unit's sentences share one segment object per prompt text (segments are never changed once a
         builder has put them in a sentence)."""
-        choices = load_prompts()[task]
-        text = choices[int(self.rng.integers(len(choices)))] + "\n\n"
+        choices = self._prompt_texts.get(task)
+        if choices is None:
+            choices = self._prompt_texts[task] = [c + "\n\n" for c in load_prompts()[task]]
+        text = choices[int(self._prompt_rng.random() * len(choices))]
         segment = self._prompts.get(text)
         if segment is None:
             if text not in self._encoded:
-                self.encode_ahead([c + "\n\n" for c in choices])
+                self.encode_ahead(choices)
             segment = self._prompts[text] = self.text_segment("prompt", text, loss=False)
         return segment
 

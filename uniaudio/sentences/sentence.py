@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ _DEFAULT_TEXT_TOKENS = TextTokens()
 _UINT16 = np.dtype(np.uint16)
 #: ``_JSON.encode(x)`` is ``json.dumps(x, ensure_ascii=False)`` without building an encoder per call.
 _JSON = json.JSONEncoder(ensure_ascii=False)
+#: One JSON string literal, as ``_JSON`` writes strings.
+_STR = encode_basestring
 
 
 @dataclass
@@ -47,6 +50,7 @@ class SentenceSegment:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     provenance: dict[str, Any] | None = None
     attrs: dict[str, Any] | None = None
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.modality == "text":
@@ -84,6 +88,46 @@ class SentenceSegment:
             out["attrs"] = self.attrs
         return out
 
+    def header_json(self) -> str:
+        """:meth:`header` as JSON text, the bytes ``json.dumps(header, ensure_ascii=False)`` gives.
+
+        A text segment's is made once and kept (text segments are never changed after creation, and a
+        unit's sentences share their prompt segments); an audio segment's is made on each call."""
+        if self._json is not None:
+            return self._json
+        source = "null" if self.source_key is None else _STR(self.source_key)
+        head = (f'{{"modality": {_STR(self.modality)}, "role": {_STR(self.role)}, '
+                f'"loss": {"true" if self.loss else "false"}, "source_key": {source}, ')
+        if self.modality == "text":
+            body = f'"text": {_STR(self.text)}, "ids": {_ids_json(self.ids)}'
+        else:
+            body = f'"frames": [{int(self.reason.shape[1])}, {int(self.recon.shape[1])}]'
+            if self.features:
+                body += f', "features": {_JSON.encode(sorted(self.features))}'
+        if self.provenance is not None:
+            body += f', "provenance": {_JSON.encode(self.provenance)}'
+        if self.attrs is not None:
+            body += f', "attrs": {_JSON.encode(self.attrs)}'
+        out = head + body + "}"
+        if self.modality == "text":
+            self._json = out
+        return out
+
+
+#: ``str(i)`` by id: text ids repeat across sentences, so their decimal text is made once (bounded below).
+_ID_TEXT: dict[int, str] = {}
+
+
+def _ids_json(ids: tuple[int, ...]) -> str:
+    """``json.dumps(list(ids))``, faster for ids seen before."""
+    try:
+        return "[" + ", ".join(map(_ID_TEXT.__getitem__, ids)) + "]"
+    except KeyError:
+        if len(_ID_TEXT) > 1_000_000:
+            _ID_TEXT.clear()
+        _ID_TEXT.update((i, str(i)) for i in ids)
+        return "[" + ", ".join(map(_ID_TEXT.__getitem__, ids)) + "]"
+
 
 def sequence_length(segments: list[SentenceSegment], text_tokens: TextTokens | None = None) -> int:
     """Steps of ``segments`` in the model's sequence format (= ``len(build_sequence(...))``).
@@ -110,6 +154,7 @@ class Sentence:
     strategy: str | None
     segments: list[SentenceSegment]
     meta: dict[str, Any] = field(default_factory=dict)
+    _num_tokens: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_key(self.key)
@@ -118,7 +163,11 @@ class Sentence:
 
     @property
     def num_tokens(self) -> int:
-        return sequence_length(self.segments)
+        """:func:`sequence_length` of the segments, measured once (builders finish a sentence's segments
+        before they make the :class:`Sentence`)."""
+        if self._num_tokens is None:
+            self._num_tokens = sequence_length(self.segments)
+        return self._num_tokens
 
     @property
     def source_keys(self) -> list[str]:
@@ -137,9 +186,18 @@ class Sentence:
                 "segments": [s.header() for s in self.segments], "num_tokens": self.num_tokens,
                 "source_keys": self.source_keys, **({"meta": self.meta} if self.meta else {})}
 
+    def header_json(self) -> str:
+        """:meth:`header` as JSON text, byte for byte ``json.dumps(header, ensure_ascii=False)``, built from
+        the segments' :meth:`SentenceSegment.header_json` (text segments' are made once)."""
+        strategy = "null" if self.strategy is None else _STR(self.strategy)
+        tail = f', "meta": {_JSON.encode(self.meta)}}}' if self.meta else "}"
+        return (f'{{"key": {_STR(self.key)}, "task": {_STR(self.task)}, "strategy": {strategy}, '
+                f'"segments": [{", ".join([s.header_json() for s in self.segments])}], '
+                f'"num_tokens": {self.num_tokens}, "source_keys": [{", ".join(map(_STR, self.source_keys))}]{tail}')
+
     def members(self) -> list[tuple[str, bytes]]:
         """Tar members in store order: json, then per audio segment reason, recon, features by name."""
-        out = [(f"{self.key}.json", _JSON.encode(self.header()).encode("utf-8"))]
+        out = [(f"{self.key}.json", self.header_json().encode("utf-8"))]
         for i, seg in enumerate(self.segments):
             if seg.modality != "audio":
                 continue

@@ -68,25 +68,25 @@ class TaskBuilder(SentenceBuilder):
 
     def build_unit(self, unit: dict[str, Any], samples: list[SourceSample],
                    ctx: BuildContext) -> Iterator[Sentence | Skip]:
-        spec = self.spec
-        ctx.encode_ahead([t for sample in samples for slot in spec.slots if slot != "audio"
-                          if (t := _text_of(sample, slot)) is not None])
-        for sample in samples:
+        spec, last = self.spec, self.spec.loss_slot
+        text_slots = [slot for slot in spec.slots if slot != "audio"]
+        texts = [[_text_of(sample, slot) for slot in text_slots] for sample in samples]
+        ctx.encode_ahead([t for row in texts for t in row if t is not None])
+        for sample, row in zip(samples, texts, strict=True):
             if sample.pool not in spec.pools:
                 yield Skip(sample.key, f"pool {sample.pool or 'unknown'} is not {'/'.join(spec.pools)}")
                 continue
-            texts = {slot: _text_of(sample, slot) for slot in spec.slots if slot != "audio"}
-            missing = [slot for slot, text in texts.items() if text is None]
-            if missing:
-                yield Skip(sample.key, _MISSING[missing[0]])
+            if None in row:
+                yield Skip(sample.key, _MISSING[text_slots[row.index(None)]])
                 continue
             segments = [ctx.prompt(spec.name)] if spec.prompt else []
+            slot_texts = iter(row)
             for i, slot in enumerate(spec.slots):
-                loss = i == spec.loss_slot
+                loss = i == last
                 if slot == "audio":
                     segments.append(ctx.audio_segment(sample, loss))
                 else:
-                    segments.append(ctx.text_segment(slot, texts[slot], loss, source_key=sample.key))
+                    segments.append(ctx.text_segment(slot, next(slot_texts), loss, source_key=sample.key))
             if not ctx.fits(segments):
                 yield Skip(sample.key, "longer than --max-tokens")
                 continue
