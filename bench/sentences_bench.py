@@ -1,18 +1,21 @@
 """Sentence assembly cost: token-level kinds (``speech-text``, ``asr``) against reading the token stores alone.
 
-Writes a synthetic speech token store (random tokens, 2–12 s clips, speakers and transcripts), then in one
-run measures, per input shard and in this process:
+Writes a synthetic speech token store (random tokens, 2–12 s clips, 20 utterances per speaker, transcripts
+of ~2.7 words/s drawn from the word frequencies of the project's docs with 3 % made-up words), then in
+one run measures, per input shard and in this process:
 
 * the baseline: reading every shard with the token store reader (what any builder must do);
 * read + assemble: the same read plus the builder's ``build_unit``, each sentence's length check and the
   encoding of its tar members (exactly a Ray worker's work for one unit);
 
-and reports sentences/s and the overhead of assembly over the read (goal: under 50 %), plus the text
-tokenizer alone on the same transcripts (one batch per shard, as the builders encode them), the part of
-assembly no builder can avoid. The kinds are timed round-robin (read, asr, speech-text, tokenizer, read, ...)
-and the best of ``--repeats`` is kept, in wall-clock and in process CPU time (the steadier of the two on a
-shared machine, where wall-clock includes waiting for a core); the load average is printed with the figures.
-With ``--ray`` it also times the whole ``sentences build`` (Ray Data + the driver's writer) end to end.
+and reports sentences/s and the overhead of assembly over the read (goal: under 50 %) two ways: against
+the separate read-only passes, and as assembly time / read time within the same passes (each unit's read
+is clocked apart from its assembly: no difference of two noisy totals; median and range over the
+passes). Also the text tokenizer alone on the same transcripts (one batch per shard, as the builders
+encode them), with the project's memo and as the ``tokenizers`` library alone. The kinds are timed
+round-robin (read, asr, speech-text, tokenizer, read, ...) and the best of ``--repeats`` is kept, in
+wall-clock and in process CPU time; the load average is printed with the figures. With ``--ray`` it also
+times the whole ``sentences build`` (Ray Data + the driver's writer) end to end.
 
 With ``--mixture N`` it also writes speech and sound token stores of N synthetic clips each (2–6 s, real audio
 files tokenized by the ``tiny`` codec, ``segment`` windows) and, in the same run, times the ``mixture`` builder
@@ -40,28 +43,58 @@ from uniaudio.sentences.sentence import Sentence
 from uniaudio.sentences.sources import list_input_shards, read_input_shard
 from uniaudio.testing.tokens import TEST_CODEC, random_sample
 
-WORDS = ["the", "a", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "speech", "sound", "music", "model",
-         "audio", "language"]
+
+def transcript_model(seed: int = 0):
+    """A transcript sampler: words drawn by their frequency in the project's own documentation (natural
+    English, Zipf-like), 3 % of them replaced by a made-up word (names, rare words: pieces the tokenizer's
+    memo has not seen), capitalized, ending in a full stop."""
+    import re
+    from collections import Counter
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    counts = Counter(w.lower() for f in sorted(docs.rglob("*.md")) for w in re.findall(r"[A-Za-z']+", f.read_text()))
+    words = sorted(counts)
+    weights = np.array([counts[w] for w in words], dtype=float)
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+
+    def transcript(n_words: int) -> str:
+        drawn = [words[i] for i in rng.choice(len(words), size=max(1, n_words), p=weights / weights.sum())]
+        drawn = [w if rng.random() > 0.03 else "".join(rng.choice(letters, size=int(rng.integers(4, 11))))
+                 for w in drawn]
+        return " ".join(drawn).capitalize() + "."
+
+    return transcript
 
 
 def make_store(uri: str, n: int, shard_samples: int) -> None:
     rng = np.random.default_rng(0)
+    transcript = transcript_model()
     with TokenStoreWriter(uri, TEST_CODEC, ShardLimits(max_samples=shard_samples)) as writer:
         for i in range(n):
             duration = float(rng.uniform(2, 12))
-            text = " ".join(rng.choice(WORDS, size=int(duration * 2.5)))
-            writer.write(random_sample(f"librispeech/utt{i:07d}", duration, seed=i, text=text,
-                                       speaker=f"spk{i // 20}"))
+            text = transcript(int(duration * 2.7))  # ~2.7 words/s, as read speech
+            writer.write(random_sample(f"librispeech/utt{i:07d}", duration, seed=i, text=text, speaker=f"spk{i // 20}"))
 
 
 @dataclass
 class Timing:
-    """One timed pass: wall-clock and process CPU seconds, samples read, sentences made."""
+    """One timed pass: wall-clock and process CPU seconds, samples read, sentences made, and of the pass's
+    time the part spent reading (``read_wall``/``read_cpu``: in an assembling pass, each unit's read is
+    clocked apart from its assembly)."""
 
     wall: float
     cpu: float
     samples: int
     sentences: int
+    read_wall: float = 0.0
+    read_cpu: float = 0.0
+
+    @property
+    def assembly_over_read(self) -> float:
+        """Assembly time / read time within this pass (wall-clock)."""
+        return (self.wall - self.read_wall) / self.read_wall
 
 
 class _Clock:
@@ -85,26 +118,36 @@ def time_units(store: str, kind: str | None) -> Timing:
         else:
             builder = get_builder(kind)
             options = BuildOptions(kind=kind)
+            read_wall = read_cpu = 0.0
             for unit in builder.units(shards, options):
-                read = [s for shard in unit["shards"] for s in read_input_shard(shard)]
+                with _Clock() as reading:
+                    read = [s for shard in unit["shards"] for s in read_input_shard(shard)]
+                read_wall, read_cpu = read_wall + reading.wall, read_cpu + reading.cpu
                 samples += len(read)
                 ctx = BuildContext(options, unit["id"])
                 for item in builder.build_unit(unit, read, ctx):
                     if isinstance(item, Sentence):
-                        ctx.num_tokens(item.segments)
+                        if item.num_tokens > options.max_tokens:  # the worker's length check
+                            raise ValueError(f"{item.key}: over --max-tokens")
                         item.members()
                         sentences += 1
-    return Timing(clock.wall, clock.cpu, samples, sentences)
+    if kind is None:
+        return Timing(clock.wall, clock.cpu, samples, sentences, clock.wall, clock.cpu)
+    return Timing(clock.wall, clock.cpu, samples, sentences, read_wall, read_cpu)
 
 
-def time_text_encoding(store: str) -> Timing:
+def time_text_encoding(store: str, library: bool = False) -> Timing:
     """The text tokenizer alone on every transcript of the store, one batch per shard as the builders encode
-    them (the transcripts are read before the clock starts)."""
+    them (the transcripts are read before the clock starts); ``library``: the ``tokenizers`` library's own
+    batch call, without the project's piece memo (:mod:`uniaudio.tokenize.piece_cache`)."""
     tokenizer = BuildContext(BuildOptions(kind="asr"), "bench").tokenizer
     batches = [[s.meta["text"] for s in read_input_shard(shard)] for shard in list_input_shards([store])]
     with _Clock() as clock:
         for batch in batches:
-            tokenizer.encode_batch(batch)
+            if library:
+                tokenizer.tokenizer.encode_batch_fast(batch, add_special_tokens=False)
+            else:
+                tokenizer.encode_batch(batch)
     return Timing(clock.wall, clock.cpu, sum(map(len, batches)), 0)
 
 
@@ -205,12 +248,15 @@ def main() -> None:
         runs = {"read only (baseline)": lambda: time_units(store, None),
                 "asr": lambda: time_units(store, "asr"),
                 "speech-text": lambda: time_units(store, "speech-text"),
-                "text tokenizer alone": lambda: time_text_encoding(store)}
+                "text tokenizer alone": lambda: time_text_encoding(store),
+                "  (library, no memo)": lambda: time_text_encoding(store, library=True)}
         rows: dict[str, Timing] = {}
+        passes: dict[str, list[Timing]] = {name: [] for name in runs}
         for _ in range(args.repeats):
             for name, run in runs.items():
                 result = run()
-                best = rows.setdefault(name, result)
+                passes[name].append(result)
+                best = rows.setdefault(name, Timing(**vars(result)))
                 best.wall, best.cpu = min(best.wall, result.wall), min(best.cpu, result.cpu)
         load_after = os.getloadavg()
         base = rows["read only (baseline)"]
@@ -227,6 +273,12 @@ def main() -> None:
                 vs_wall, vs_cpu = f"{t.wall / base.wall * 100:.0f} %", f"{t.cpu / base.cpu * 100:.0f} %"
             rate = f"{t.sentences / t.wall:,.0f}" if t.sentences else "-"
             print(f"{name:<24}{t.wall:>8.2f}{t.samples / t.wall:>11,.0f}{rate:>13}{vs_wall:>9}{t.cpu:>8.2f}{vs_cpu:>9}")
+        print("assembly / read within the same passes (each unit's read and assembly clocked apart), wall-clock, "
+              f"over {args.repeats} passes:")
+        for name in ("asr", "speech-text"):
+            ratios = sorted(p.assembly_over_read for p in passes[name])
+            print(f"  {name:<14} median {ratios[len(ratios) // 2] * 100:.0f} %, "
+                  f"range {ratios[0] * 100:.0f} … {ratios[-1] * 100:.0f} %")
         if args.ray:
             from uniaudio.sentences.build import BuildRequest, build_sentences
 
