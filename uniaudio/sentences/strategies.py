@@ -86,15 +86,72 @@ def _count_parts(ctx: BuildContext) -> int:
     return int(ctx.rng.integers(MIN_PARTS, MAX_PARTS + 1))
 
 
-@register
-class SpeechTextStrategy(SentenceBuilder):
-    kind = "speech-text"
-    strategy = "speech-text"
+class _PairStrategy(SentenceBuilder):
+    """Sentences of 2–8 consecutive (audio, text) pairs within ``--max-tokens``; subclasses say which
+    samples qualify (:meth:`runs`), the text role, and whether each sentence draws its order."""
+
+    text_role: str
+    draws_order = False  # True: each sentence draws text-first or audio-first; False: audio first
+    single_left: str  # the skip reason for a run's last lone pair
+
+    def runs(self, samples: list[SourceSample]) -> Iterator[list[tuple[SourceSample, str]] | Skip]:
+        """Runs of (sample, text) to group in order, and a :class:`Skip` for each unusable sample."""
+        raise NotImplementedError
+
+    def meta(self, group: list[SourceSample]) -> dict[str, Any]:
+        return {}
 
     def build_unit(self, unit: dict[str, Any], samples: list[SourceSample],
                    ctx: BuildContext) -> Iterator[Sentence | Skip]:
-        by_speaker: dict[str, list[SourceSample]] = {}
-        ctx.encode_ahead([t for s in samples if isinstance(t := s.meta.get("text"), str)])
+        runs = list(self.runs(samples))
+        ctx.encode_ahead([text for run in runs if not isinstance(run, Skip) for _, text in run])
+        for run in runs:
+            if isinstance(run, Skip):
+                yield run
+            else:
+                yield from self._group(run, ctx)
+
+    def _group(self, run: list[tuple[SourceSample, str]], ctx: BuildContext) -> Iterator[Sentence | Skip]:
+        group: list[SourceSample] = []
+        segments: list[SentenceSegment] = []
+        tokens = 0  # == ctx.num_tokens(segments): the length is a sum over segments
+        text_first = self.draws_order and bool(ctx.rng.integers(2))
+        want = _count_parts(ctx)
+        for sample, text in run:
+            pair = [ctx.audio_segment(sample, True),
+                    ctx.text_segment(self.text_role, text, True, source_key=sample.key)]
+            pair_tokens = ctx.num_tokens(pair)
+            if pair_tokens > ctx.max_tokens:
+                yield Skip(sample.key, "longer than --max-tokens")
+                continue
+            if len(group) == want or tokens + pair_tokens > ctx.max_tokens:
+                yield from self._emit(group, segments)
+                group, segments, tokens = [], [], 0
+                text_first = self.draws_order and bool(ctx.rng.integers(2))
+                want = _count_parts(ctx)
+            group.append(sample)
+            segments += reversed(pair) if text_first else pair
+            tokens += pair_tokens
+        yield from self._emit(group, segments)
+
+    def _emit(self, group: list[SourceSample], segments: list[SentenceSegment]) -> Iterator[Sentence | Skip]:
+        if len(group) >= MIN_PARTS:
+            yield Sentence(f"{self.kind}/{group[0].key}", self.kind, self.strategy, segments, meta=self.meta(group))
+        elif group:
+            yield Skip(group[0].key, self.single_left)
+
+
+@register
+class SpeechTextStrategy(_PairStrategy):
+    kind = "speech-text"
+    strategy = "speech-text"
+    text_role = "transcription"
+    draws_order = True
+    single_left = "speaker has a single utterance left in its shard"
+
+    def runs(self, samples: list[SourceSample]) -> Iterator[list[tuple[SourceSample, str]] | Skip]:
+        """One run per speaker (its usable utterances in shard order), after the skips."""
+        by_speaker: dict[str, list[tuple[SourceSample, str]]] = {}
         for sample in samples:
             text = sample.meta.get("text")
             if sample.pool != "speech":
@@ -104,76 +161,27 @@ class SpeechTextStrategy(SentenceBuilder):
             elif not isinstance(text, str) or not text.strip():
                 yield Skip(sample.key, "no transcript")
             else:
-                by_speaker.setdefault(str(sample.meta["speaker"]), []).append(sample)
-        for utterances in by_speaker.values():
-            yield from self._speaker_sentences(utterances, ctx)
+                by_speaker.setdefault(str(sample.meta["speaker"]), []).append((sample, text))
+        yield from by_speaker.values()
 
-    def _speaker_sentences(self, utterances: list[SourceSample], ctx: BuildContext) -> Iterator[Sentence | Skip]:
-        group: list[SourceSample] = []
-        segments: list[SentenceSegment] = []
-        tokens = 0  # == ctx.num_tokens(segments): the length is a sum over segments
-        text_first = bool(ctx.rng.integers(2))
-        want = _count_parts(ctx)
-        for sample in utterances:
-            pair = [ctx.audio_segment(sample, True),
-                    ctx.text_segment("transcription", sample.meta["text"], True, source_key=sample.key)]
-            if text_first:
-                pair.reverse()
-            pair_tokens = ctx.num_tokens(pair)
-            if pair_tokens > ctx.max_tokens:
-                yield Skip(sample.key, "longer than --max-tokens")
-                continue
-            if len(group) == want or tokens + pair_tokens > ctx.max_tokens:
-                yield from self._emit(group, segments)
-                group, segments, tokens = [], [], 0
-                text_first, want = bool(ctx.rng.integers(2)), _count_parts(ctx)
-                if text_first != (pair[0].modality == "text"):
-                    pair.reverse()
-            group.append(sample)
-            segments += pair
-            tokens += pair_tokens
-        yield from self._emit(group, segments)
-
-    def _emit(self, group: list[SourceSample], segments: list[SentenceSegment]) -> Iterator[Sentence | Skip]:
-        if len(group) >= MIN_PARTS:
-            yield Sentence(f"speech-text/{group[0].key}", self.kind, self.strategy, segments,
-                           meta={"speaker": str(group[0].meta["speaker"])})
-        elif group:
-            yield Skip(group[0].key, "speaker has a single utterance left in its shard")
+    def meta(self, group: list[SourceSample]) -> dict[str, Any]:
+        return {"speaker": str(group[0].meta["speaker"])}
 
 
 @register
-class AudioCaptionInterleave(SentenceBuilder):
+class AudioCaptionInterleave(_PairStrategy):
     kind = "audio-caption-interleave"
     strategy = "audio-caption-interleave"
+    text_role = "caption"
+    single_left = "single captioned clip left in its shard"
 
-    def build_unit(self, unit: dict[str, Any], samples: list[SourceSample],
-                   ctx: BuildContext) -> Iterator[Sentence | Skip]:
-        group: list[SourceSample] = []
-        segments: list[SentenceSegment] = []
-        tokens = 0  # == ctx.num_tokens(segments)
-        want = _count_parts(ctx)
-        ctx.encode_ahead([t for s in samples if isinstance(t := s.meta.get("caption"), str)])
+    def runs(self, samples: list[SourceSample]) -> Iterator[list[tuple[SourceSample, str]] | Skip]:
+        """One run of every captioned clip; a :class:`Skip` for each clip without a caption, in order."""
+        run: list[tuple[SourceSample, str]] = []
         for sample in samples:
             caption = sample.meta.get("caption")
             if not isinstance(caption, str) or not caption.strip():
                 yield Skip(sample.key, "no caption")
-                continue
-            pair = [ctx.audio_segment(sample, True), ctx.text_segment("caption", caption, True, source_key=sample.key)]
-            pair_tokens = ctx.num_tokens(pair)
-            if pair_tokens > ctx.max_tokens:
-                yield Skip(sample.key, "longer than --max-tokens")
-                continue
-            if len(group) == want or tokens + pair_tokens > ctx.max_tokens:
-                yield from self._emit(group, segments)
-                group, segments, tokens, want = [], [], 0, _count_parts(ctx)
-            group.append(sample)
-            segments += pair
-            tokens += pair_tokens
-        yield from self._emit(group, segments)
-
-    def _emit(self, group: list[SourceSample], segments: list[SentenceSegment]) -> Iterator[Sentence | Skip]:
-        if len(group) >= MIN_PARTS:
-            yield Sentence(f"{self.kind}/{group[0].key}", self.kind, self.strategy, segments)
-        elif group:
-            yield Skip(group[0].key, "single captioned clip left in its shard")
+            else:
+                run.append((sample, caption))
+        yield run
