@@ -47,6 +47,32 @@ def test_ingest_of_a_byte_range_split_manifest_has_every_record_once(manifest, t
     assert sorted(keys) == _keys()
 
 
+def test_ingest_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeypatch, ray_session):
+    """Partitions run in passes of ``partitions_per_pass`` (one Ray Data execution each) give the same
+    records and markers as one pass."""
+    import uniaudio.pipelines.ingest as ingest
+
+    executions: list[list[str]] = []
+    real = ingest.source_dataset
+
+    def counting(source, partitions=None, limit=None):
+        executions.append(list(partitions))
+        return real(source, partitions, limit)
+
+    monkeypatch.setattr(ingest, "source_dataset", counting)
+    outs = {}
+    for per in (1, 16):
+        outs[per] = str(tmp_path / f"records-{per}")
+        summary = run_ingest(IngestConfig(source="manifest", input_uri=str(manifest), output_uri=outs[per],
+                                          source_options={"shards": "4", "name": "scale0"}, partitions_per_pass=per))
+        assert summary["records"] == RECORDS and summary["partitions"]["complete"] == 4
+    assert [len(p) for p in executions] == [1, 1, 1, 1, 4]
+    one, passes = read_table(outs[16]), read_table(outs[1])
+    assert sorted(passes.to_pylist(), key=lambda r: r["key"]) == sorted(one.to_pylist(), key=lambda r: r["key"])
+    with pytest.raises(ValueError, match="partitions_per_pass"):
+        IngestConfig(source="manifest", input_uri="x", partitions_per_pass=0)
+
+
 def test_build_commits_shards_while_a_partition_streams_and_resumes_exactly_once(manifest, tmp_path, monkeypatch,
                                                                                  ray_session):
     out = tmp_path / "tokens"

@@ -29,8 +29,11 @@ time into Python rows (:func:`stream_partitions`); sources split large files int
 range, so this does not grow with the corpus. Ray keeps a few KB of driver-side bookkeeping per block
 until the run ends, so the audio stage runs in blocks of ``audio_batch_size`` rows (default
 :data:`~uniaudio.pipelines.audio_stage.METADATA_BATCH_ROWS`): its outputs carry no waveform, so a
-worker holds one decoded file whatever the block size. Measured in ``bench/RESULTS.md`` ("Driver
-memory at corpus scale").
+worker holds one decoded file whatever the block size. Ray also keeps every block a run's audio
+stage returns (small blocks live in the driver's own memory store) until that Ray Data execution
+ends, so the partitions still to do are run in passes of ``partitions_per_pass``, one execution each:
+the driver's memory then depends on the pass, not on the corpus. Measured in ``bench/RESULTS.md``
+("Driver memory at corpus scale").
 
 ``limit`` caps the metadata rows (records and metadata rejects) this run processes: partitions still
 to do are read in sorted order and the stream stops after ``limit`` rows. A partition cut short is
@@ -153,6 +156,8 @@ class IngestConfig:
     #: whatever this is (:data:`~uniaudio.pipelines.audio_stage.METADATA_BATCH_ROWS`); larger blocks
     #: mean fewer of them, and the driver's Ray bookkeeping grows with the number of blocks.
     audio_batch_size: int = METADATA_BATCH_ROWS
+    #: Partitions per Ray Data execution (module docstring, "Memory"); a run with ``limit`` is one pass.
+    partitions_per_pass: int = 16
     ray: RayConfig = field(default_factory=RayConfig)
     #: The writer lease on the output (one writer per store; see uniaudio.core.lease).
     lease: LeaseConfig = field(default_factory=LeaseConfig)
@@ -160,6 +165,8 @@ class IngestConfig:
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit must be positive, got {self.limit}")
+        if self.partitions_per_pass < 1:
+            raise ValueError(f"partitions_per_pass must be at least 1, got {self.partitions_per_pass}")
         if self.stage.keep_audio:
             raise ValueError("ingest writes records without waveforms; set stage.keep_audio=False")
 
@@ -427,15 +434,17 @@ def run_ingest(
     if todo:
         ensure_ray(config.ray)
         stage = AudioStage(config.stage, batch_size=config.audio_batch_size)
-        ds = apply_audio_stage(source_dataset(source, todo, config.limit), stage)
+        per = len(todo) if config.limit is not None else config.partitions_per_pass
         finished, seen_inputs = set(), 0
-        for partition, rows, complete in stream_partitions(ds):
-            seen_inputs += len({row["input_index"] for row in rows})
-            if not complete and config.limit is None:
-                raise RuntimeError(f"partition {partition}: the stream ended before all of its rows arrived")
-            rows, failed = failures.take(partition, rows)
-            finish(partition, rows, complete and not failed)  # a failed partition is redone next run
-            finished.add(partition)
+        for start in range(0, len(todo), per):  # one Ray Data execution per pass (module docstring)
+            ds = apply_audio_stage(source_dataset(source, todo[start : start + per], config.limit), stage)
+            for partition, rows, complete in stream_partitions(ds):
+                seen_inputs += len({row["input_index"] for row in rows})
+                if not complete and config.limit is None:
+                    raise RuntimeError(f"partition {partition}: the stream ended before all of its rows arrived")
+                rows, failed = failures.take(partition, rows)
+                finish(partition, rows, complete and not failed)  # a failed partition is redone next run
+                finished.add(partition)
         if config.limit is None or seen_inputs < config.limit:
             # every partition was read in full: those that produced no rows are empty
             for partition in todo:
