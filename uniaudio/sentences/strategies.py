@@ -18,6 +18,7 @@ Keys are ``<kind>/<key of the first sample used>``.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,9 +95,9 @@ class _PairStrategy(SentenceBuilder):
     draws_order = False  # True: each sentence draws text-first or audio-first; False: audio first
     single_left: str  # the skip reason for a run's last lone pair
 
+    @abstractmethod
     def runs(self, samples: list[SourceSample]) -> Iterator[list[tuple[SourceSample, str]] | Skip]:
         """Runs of (sample, text) to group in order, and a :class:`Skip` for each unusable sample."""
-        raise NotImplementedError
 
     def meta(self, group: list[SourceSample]) -> dict[str, Any]:
         return {}
