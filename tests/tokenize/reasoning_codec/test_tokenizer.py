@@ -114,3 +114,22 @@ def test_bf16_autocast_path_runs(tiny_set):
     assert tok.decode(first.recon, steps=1).shape == (26 * 1920,)
     with pytest.raises(ValueError, match="precision"):
         CodecTokenizer.load(tiny_set, precision="fp16")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("samples", [1, 161, 9_600, 16_000, 479_601, 480_000])
+def test_whisper_log_mel_of_a_short_window_is_that_of_its_30_s_padding(samples):
+    """The STFT runs on the samples and the zeros right after them only; frames that see nothing but the
+    padding must come out exactly as from the zero-padded 30 s input, and as the extractor computes them."""
+    import torch
+    from transformers import WhisperFeatureExtractor
+
+    from uniaudio.tokenize.reasoning_codec.frozen_encoders import WHISPER_SAMPLES, WhisperLogMel
+
+    mel = WhisperLogMel(80)
+    wave = torch.from_numpy(np.random.default_rng(samples).standard_normal((2, samples)).astype(np.float32))
+    short = mel(wave)
+    padded = mel(torch.nn.functional.pad(wave, (0, WHISPER_SAMPLES - samples)))
+    assert short.shape == (2, 80, 3000) and torch.equal(short, padded)
+    extractor = WhisperFeatureExtractor(feature_size=80)
+    expected = extractor(wave[0].numpy(), sampling_rate=16_000, return_tensors="np").input_features[0]
+    np.testing.assert_allclose(short[0].numpy(), expected, atol=2e-4)

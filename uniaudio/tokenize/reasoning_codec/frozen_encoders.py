@@ -48,10 +48,22 @@ class WhisperLogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(WHISPER_N_FFT), persistent=False)
 
     def forward(self, wave16: torch.Tensor) -> torch.Tensor:
-        """(B, n ≤ 480000) 16 kHz → (B, n_mels, 3000), zero-padded to 30 s as the extractor does."""
-        wave16 = torch.nn.functional.pad(wave16.float(), (0, WHISPER_SAMPLES - wave16.shape[-1]))
+        """(B, n ≤ 480000) 16 kHz → (B, n_mels, 3000), zero-padded to 30 s as the extractor does.
+
+        Frames that see only the zero padding have zero power, so the STFT runs on the input and the
+        ``n_fft`` zeros after it only: the same values as a 30 s STFT at a fraction of the cost for
+        short windows (``segment`` mode).
+        """
+        frames = WHISPER_SAMPLES // WHISPER_HOP
+        n = wave16.shape[-1]
+        # frame t sees samples [160t - 200, 160t + 200): those with 160t - 200 >= n see only zeros, and
+        # a prefix of length >= n + 400 computes every other frame without reaching its own end
+        span = min(WHISPER_SAMPLES, -(-(n + WHISPER_N_FFT) // WHISPER_HOP) * WHISPER_HOP)
+        wave16 = torch.nn.functional.pad(wave16.float(), (0, span - n))
         stft = torch.stft(wave16, WHISPER_N_FFT, WHISPER_HOP, window=self.window, return_complex=True)
-        power = stft[..., :-1].abs() ** 2
+        power = stft[..., :frames].abs() ** 2
+        if power.shape[-1] < frames:
+            power = torch.nn.functional.pad(power, (0, frames - power.shape[-1]))
         logmel = torch.clamp(self.filters @ power, min=1e-10).log10()
         logmel = torch.maximum(logmel, logmel.amax(dim=(-2, -1), keepdim=True) - 8.0)
         return (logmel + 4.0) / 4.0
