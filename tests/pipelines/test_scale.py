@@ -73,6 +73,35 @@ def test_ingest_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkey
         IngestConfig(source="manifest", input_uri="x", partitions_per_pass=0)
 
 
+def test_build_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeypatch, ray_session):
+    """``shards build`` in passes of one partition (one Ray Data execution each, codec and writer actors
+    started anew) stores the same samples, tokens included, as one pass with the driver writing."""
+    import uniaudio.pipelines.build as build
+    from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
+
+    executions: list[list[str]] = []
+    real = build.source_dataset
+
+    def counting(source, partitions=None, limit=None):
+        executions.append(list(partitions))
+        return real(source, partitions, limit)
+
+    monkeypatch.setattr(build, "source_dataset", counting)
+    stores = {}
+    for per, shard_writers in ((1, 1), (16, 0)):
+        out = str(tmp_path / f"tokens-{per}")
+        summary = run_build(BuildConfig(
+            source="manifest", input_uri=str(manifest), output_uri=out, partitions_per_pass=per,
+            source_options={"shards": "2", "name": "scale0"}, limits=ShardLimits(max_samples=5),
+            tokenize=TokenizeStageConfig(window_mode="segment"), shard_writers=shard_writers))
+        assert summary["partitions"]["done"] == 2 and validate_store(out) == []
+        stores[per] = {s.key: (s.reason.tobytes(), s.recon.tobytes()) for s in iter_store(out)}
+    assert [len(p) for p in executions] == [1, 1, 2]
+    assert sorted(stores[1]) == _keys() and stores[1] == stores[16]
+    with pytest.raises(ValueError, match="partitions_per_pass"):
+        BuildConfig(source="manifest", input_uri="x", output_uri="y", partitions_per_pass=0)
+
+
 def test_build_commits_shards_while_a_partition_streams_and_resumes_exactly_once(manifest, tmp_path, monkeypatch,
                                                                                  ray_session):
     out = tmp_path / "tokens"

@@ -186,3 +186,26 @@ def test_driver_records_and_repairs_writer_shards(tmp_path):
     writer.close()
     assert validate_store(store) == []
     assert sorted(s.key for s in iter_store(store)) == ["toy/a", "toy/b", "toy/c"]
+
+
+def test_resume_gives_writer_actors_the_earlier_keys_of_their_partitions(tmp_path):
+    """``skip_keys``: keys of earlier shards holding a partition of the pass, or not saying which they hold,
+    read back from the journal (the driver keeps only their digests and partition lists)."""
+    from uniaudio.pipelines.ingest import OutputLayout
+    from uniaudio.pipelines.io_failures import PartitionFailures
+    from uniaudio.pipelines.shard_writer_stage import token_sample
+
+    store = str(tmp_path / "store")
+    with TokenStoreWriter(store, TEST_CODEC) as writer:
+        writer.write(token_sample(_row("toy/old", seed=9)))  # the driver's own shard: no partitions noted
+        stage = ShardWriterStage(store, max_samples=10, max_bytes=1 << 20, writer_id="w5")
+        for rows in ([_row("toy/a", "p0", 1), _row("toy/b", "p0", 2)], [_row("toy/c", "p1", 3)]):
+            record = parse_shard_record(stage.process_rows(rows)[0]["shard_record"])
+            writer.record(record.shard, record.keys, record.notes)
+    config = BuildConfig(source="manifest", input_uri=str(tmp_path / "corpus"), output_uri=store)
+    driver = build_module._Driver(config, OutputLayout(store), None, config.make_source(), PartitionFailures())
+    assert all(k in driver.committed_keys for k in ("toy/old", "toy/a", "toy/b", "toy/c"))
+    assert "toy/d" not in driver.committed_keys
+    assert driver.skip_keys(["p0"]) == ["toy/a", "toy/b", "toy/old"]
+    assert driver.skip_keys(["p1", "p9"]) == ["toy/c", "toy/old"]
+    assert driver.skip_keys(["p9"]) == ["toy/old"]

@@ -39,6 +39,11 @@ Limit = Annotated[
     typer.Option(help="Process at most N metadata rows this run, partitions in sorted order; a partition "
                  "cut short is redone by the next run.", min=1),
 ]
+PartitionsPerPass = Annotated[int, typer.Option(
+    help="Partitions per Ray Data execution. Ray keeps a few KB per block in the driver until an execution "
+         "ends, so passes keep the driver's memory independent of the corpus; each pass restarts its actors "
+         "(for `shards build`, one codec load each): on a GPU cluster raise it until a pass is minutes of work.",
+    min=1)]
 MinDuration = Annotated[float | None, typer.Option(help="Drop audio shorter than this (s).")]
 MaxDuration = Annotated[float, typer.Option(
     help="Longest single sample (s); 0: no limit. Without --window a longer file or segment is rejected as "

@@ -25,6 +25,7 @@ from uniaudio.cli.common import (
     MinBandwidth,
     MinDuration,
     MinWindow,
+    PartitionsPerPass,
     RayAddress,
     SilenceDbfs,
     SourceOptions,
@@ -52,6 +53,7 @@ def ingest(
     output_uri: Annotated[str, typer.Argument(help="Output root: records/, rejects/, _progress/, summary.json.")],
     split: Split = None,
     limit: Limit = None,
+    partitions_per_pass: PartitionsPerPass = 16,
     min_duration: MinDuration = 0.5,
     max_duration: MaxDuration = DEFAULT_MAX_DURATION_S,
     window: Window = None,
@@ -90,6 +92,7 @@ def ingest(
         output_uri=output_uri,
         split=split,
         limit=limit,
+        partitions_per_pass=partitions_per_pass,
         source_options=merge_hf_options(
             source, parse_source_options(option), config=dataset_config, revision=revision,
             audio_column=audio_column, text_column=text_column, caption_column=caption_column,

@@ -9,12 +9,14 @@ store's ``index.json`` is assembled from it and written last.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 from uniaudio.core import storage
 
-__all__ = ["JOURNAL_DIR", "JournalEntry", "read_journal", "record_from_dict", "write_journal_entry"]
+__all__ = ["JOURNAL_DIR", "JournalEntry", "iter_journal", "read_journal", "read_journal_entry", "record_from_dict",
+           "write_journal_entry"]
 
 JOURNAL_DIR = "_journal"
 
@@ -45,10 +47,24 @@ def write_journal_entry(store_uri: str, entry: JournalEntry) -> None:
     storage.atomic_write_bytes(storage.join(store_uri, JOURNAL_DIR, f"{name}.json"), entry.to_json())
 
 
+def _entry(uri: str, shard_type: type[S]) -> JournalEntry[S]:
+    d = json.loads(storage.read_bytes(uri))
+    return JournalEntry(record_from_dict(shard_type, d["shard"]), list(d["keys"]), d.get("notes") or {})
+
+
+def iter_journal(store_uri: str, shard_type: type[S]) -> Iterator[JournalEntry[S]]:
+    """The journal one entry at a time (one LIST, then one read per entry), in journal-file name order:
+    for a caller that keeps less than every key of the store in memory."""
+    uris = storage.glob(storage.join(store_uri, JOURNAL_DIR), "shard-*.json")
+    for uri in sorted(uris, key=lambda u: u.rsplit("/", 1)[-1]):
+        yield _entry(uri, shard_type)
+
+
 def read_journal(store_uri: str, shard_type: type[S]) -> list[JournalEntry[S]]:
     """Committed shards of a store being (or having been) written, in shard order."""
-    entries = []
-    for uri in storage.glob(storage.join(store_uri, JOURNAL_DIR), "shard-*.json"):
-        d = json.loads(storage.read_bytes(uri))
-        entries.append(JournalEntry(record_from_dict(shard_type, d["shard"]), list(d["keys"]), d.get("notes") or {}))
-    return sorted(entries, key=lambda e: e.shard.name)  # type: ignore[attr-defined]
+    return sorted(iter_journal(store_uri, shard_type), key=lambda e: e.shard.name)  # type: ignore[attr-defined]
+
+
+def read_journal_entry(store_uri: str, shard_name: str, shard_type: type[S]) -> JournalEntry[S]:
+    """The journal entry of one shard (named as :func:`write_journal_entry` names it)."""
+    return _entry(storage.join(store_uri, JOURNAL_DIR, f"{shard_name.removesuffix('.tar')}.json"), shard_type)

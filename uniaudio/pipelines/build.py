@@ -19,9 +19,16 @@ Output under ``OUTPUT_URI``: the token store (``shard-*.tar``, ``_journal/``, ``
 docs/formats.md), ``rejects/part-<h>.parquet`` (``key, source, reason, detail``), ``_progress/<h>.json``
 (one done-marker per finished input partition), ``build-settings.json`` (the settings the store was
 built with: a run with other settings is refused, :class:`BuildSettingsChanged`, unless ``force``) and
-``build-summary.json``. The driver holds no partition's samples (memory does not grow with partition
-size); a record whose key breaks the key rule (:func:`uniaudio.core.keys.check_key`) is an
-``invalid_key`` reject.
+``build-summary.json``. A record whose key breaks the key rule (:func:`uniaudio.core.keys.check_key`)
+is an ``invalid_key`` reject.
+
+Memory: the driver holds no partition's samples, so it does not grow with partition size. Ray Data keeps
+a few KB of driver-side bookkeeping for every block its operators return until the execution ends (the
+blocks' stats and small inlined objects; measured in bench/RESULTS.md), so the partitions still to do
+run in passes of ``partitions_per_pass``, one execution each, as ``ingest`` does: the driver's memory
+then depends on the pass, not on the corpus. Each pass starts its codec actors anew (one model load
+each), so on a GPU cluster with small partitions raise ``partitions_per_pass`` until a pass is many
+minutes of codec work.
 
 Resume: a re-run skips partitions with a done-marker of the same settings fingerprint and skips keys
 already committed to shards, so a crash at any point neither duplicates nor drops a key. A partition's
@@ -42,6 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uniaudio.core import storage
+from uniaudio.core.key_set import KeySet
 from uniaudio.core.keys import key_problem
 from uniaudio.core.lease import LeaseConfig, holding_lease
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
@@ -68,7 +76,7 @@ from uniaudio.pipelines.sources import Source, get_source
 from uniaudio.pipelines.sources.base import normalise_uri
 from uniaudio.pipelines.token_store import DuplicateKeyError, TokenStoreWriter, read_index
 from uniaudio.pipelines.token_store.format import INDEX_NAME
-from uniaudio.pipelines.token_store.index import read_journal
+from uniaudio.pipelines.token_store.index import iter_journal, read_journal_entry
 from uniaudio.pipelines.token_store.writer import rewrite_without
 from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig, apply_tokenize_stage, stage_codec_meta, token_rows
 
@@ -98,6 +106,8 @@ class BuildConfig:
     #: Ray actors writing the shards (0: the driver writes them; see uniaudio.pipelines.shard_writer_stage).
     shard_writers: int = 0
     audio_batch_size: int = 8
+    #: Partitions per Ray Data execution (module docstring, "Memory"); a run with ``limit`` is one pass.
+    partitions_per_pass: int = 16
     force: bool = False
     ray: RayConfig = field(default_factory=RayConfig)
     #: The writer lease on the output (one writer per store; see uniaudio.core.lease).
@@ -110,6 +120,8 @@ class BuildConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.shard_writers < 0:
             raise ValueError(f"shard_writers must be >= 0, got {self.shard_writers}")
+        if self.partitions_per_pass < 1:
+            raise ValueError(f"partitions_per_pass must be at least 1, got {self.partitions_per_pass}")
         if not self.stage.keep_audio:
             raise ValueError("shards build tokenizes waveforms: stage.keep_audio must be on")
 
@@ -154,7 +166,7 @@ def check_settings(config: BuildConfig, source: Source) -> None:
         raise BuildSettingsChanged(
             f"{config.output_uri} was built with other settings ({'; '.join(changed) or 'fingerprint differs'}); "
             "adding to it would mix old and new samples: write to a new output, or pass --force to rebuild it")
-    if read_journal(config.output_uri):  # a store from before build-settings.json: its markers must agree
+    if next(iter_journal(config.output_uri), None):  # a store from before build-settings.json: markers must agree
         markers = storage.glob(OutputLayout(config.output_uri).progress, "*.json")
         old_prints = {json.loads(storage.read_bytes(marker)).get("fingerprint") for marker in markers}
         if old_prints != {fingerprint}:
@@ -211,8 +223,15 @@ class _Driver:
         #: finished partitions (earlier runs and this one) → their tallies
         self.done = {p: Tally.from_dict(m["tally"]) for p, m in load_markers(layout, self.fingerprint).items()
                      if m.get("complete")}
-        self.journal = read_journal(config.output_uri)  # shards committed by earlier runs
-        self.committed_keys = {k for e in self.journal for k in e.keys}
+        # shards committed by earlier runs: their keys (16 bytes each), the partitions each holds (None: not
+        # recorded) and their codec; key lists are read again only when writer actors need them
+        self.committed_keys = KeySet()
+        self.earlier_shards: dict[str, list[str] | None] = {}
+        self.earlier_codec: dict[str, Any] | None = None
+        for entry in iter_journal(config.output_uri):
+            self.committed_keys.update(entry.keys)
+            self.earlier_shards[entry.shard.name] = entry.notes.get("partitions")
+            self.earlier_codec = entry.notes.get("codec")
         self.writer: TokenStoreWriter | None = None
         self.tracker = PartitionTracker()
         self.streaming: dict[str, _Streaming] = {}
@@ -226,8 +245,8 @@ class _Driver:
         """Keys committed by earlier runs that the partitions in ``todo`` may produce again (for the
         writer actors): those of shards that hold a ``todo`` partition or do not say which they hold."""
         wanted = set(todo)
-        return sorted({k for e in self.journal
-                       if "partitions" not in e.notes or wanted.intersection(e.notes["partitions"]) for k in e.keys})
+        shards = [name for name, parts in self.earlier_shards.items() if parts is None or wanted.intersection(parts)]
+        return sorted({k for name in shards for k in read_journal_entry(self.config.output_uri, name).keys})
 
     def shard_records(self, records: list[str]) -> None:
         """Journal shards the writer actors committed (their rows' ``shard_record``), before their rows.
@@ -332,9 +351,9 @@ class _Driver:
 
     def close(self) -> None:
         index_uri = storage.join(self.config.output_uri, INDEX_NAME)
-        if self.writer is None and self.journal and not storage.exists(index_uri):
+        if self.writer is None and self.earlier_codec is not None and not storage.exists(index_uri):
             # nothing new, but an earlier run died after its last shard: finish its index
-            self.open_writer(self.journal[-1].notes["codec"])
+            self.open_writer(self.earlier_codec)
         if self.writer is not None:
             self.writer.close(extra={"source": self.config.source, "input_uri": self.config.input_uri,
                                      "split": self.config.split})
@@ -354,6 +373,24 @@ def _actor_pool(config: BuildConfig, resources: dict[str, float]) -> tuple[Token
         per_actor = config.tokenize.gpus_per_actor or 1.0
         return replace(config.tokenize, gpus_per_actor=per_actor), max(1, int(gpus // per_actor))
     return config.tokenize, 1
+
+
+def _run_pass(config: BuildConfig, source: Source, driver: _Driver, partitions: list[str],
+              tokenize: TokenizeStageConfig, num_actors: int) -> None:
+    """One Ray Data execution over ``partitions``: every row into the driver, then their ends of stream."""
+    ds = source_dataset(source, partitions, config.limit)
+    ds = apply_audio_stage(ds, AudioStage(config.stage, batch_size=config.audio_batch_size))
+    ds = apply_tokenize_stage(ds, tokenize, num_actors=num_actors)
+    if config.shard_writers:
+        ds = apply_shard_writer_stage(ds, ShardWriterConfig(config.output_uri, config.limits),
+                                      config.shard_writers, driver.skip_keys(partitions))
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):  # one block at a time
+        if config.shard_writers:
+            driver.shard_records([r for r in batch.column("shard_record").to_pylist() if r])
+            batch = batch.drop_columns(["shard_record"])
+        for row in (batch.to_pylist() if config.shard_writers else token_rows(batch)):
+            driver.row(row)
+    driver.end_of_stream(partitions, read_in_full=config.limit is None)
 
 
 @holding_lease
@@ -380,20 +417,11 @@ def run_build(
     started = time.perf_counter()
     if todo:
         tokenize, num_actors = _actor_pool(config, ensure_ray(config.ray))
-        ds = source_dataset(source, todo, config.limit)
-        ds = apply_audio_stage(ds, AudioStage(config.stage, batch_size=config.audio_batch_size))
-        ds = apply_tokenize_stage(ds, tokenize, num_actors=num_actors)
         if config.shard_writers:
             driver.open_writer(stage_codec_meta(config.tokenize))  # before any actor writes: clears unjournaled
-            ds = apply_shard_writer_stage(ds, ShardWriterConfig(config.output_uri, config.limits),
-                                          config.shard_writers, driver.skip_keys(todo))
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):  # one block at a time
-            if config.shard_writers:
-                driver.shard_records([r for r in batch.column("shard_record").to_pylist() if r])
-                batch = batch.drop_columns(["shard_record"])
-            for row in (batch.to_pylist() if config.shard_writers else token_rows(batch)):
-                driver.row(row)
-        driver.end_of_stream(todo, read_in_full=config.limit is None)
+        per = len(todo) if config.limit is not None else config.partitions_per_pass
+        for start in range(0, len(todo), per):  # one Ray Data execution per pass (module docstring)
+            _run_pass(config, source, driver, todo[start : start + per], tokenize, num_actors)
     driver.close()
     elapsed = time.perf_counter() - started
     total = Tally()

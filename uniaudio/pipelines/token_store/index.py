@@ -9,6 +9,7 @@ rebuilt from it and written last, so its presence means the store is complete.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -17,7 +18,7 @@ from uniaudio.core import shard_journal, storage
 from uniaudio.core.shard_journal import JOURNAL_DIR, JournalEntry, record_from_dict
 from uniaudio.pipelines.token_store.format import FORMAT_NAME, FORMAT_VERSION, INDEX_NAME
 
-__all__ = ["ShardEntry", "StoreIndex", "read_index", "read_journal"]
+__all__ = ["ShardEntry", "StoreIndex", "iter_journal", "read_index", "read_journal", "read_journal_entry"]
 
 
 @dataclass
@@ -104,3 +105,13 @@ def read_index(store_uri: str) -> StoreIndex:
 def read_journal(store_uri: str) -> list[JournalEntry[ShardEntry]]:
     """Committed shards of a token store being (or having been) written, in shard order."""
     return shard_journal.read_journal(store_uri, ShardEntry)
+
+
+def iter_journal(store_uri: str) -> Iterator[JournalEntry[ShardEntry]]:
+    """:func:`read_journal` one entry at a time (see :func:`uniaudio.core.shard_journal.iter_journal`)."""
+    return shard_journal.iter_journal(store_uri, ShardEntry)
+
+
+def read_journal_entry(store_uri: str, shard_name: str) -> JournalEntry[ShardEntry]:
+    """The journal entry of one committed shard, keys included."""
+    return shard_journal.read_journal_entry(store_uri, shard_name, ShardEntry)

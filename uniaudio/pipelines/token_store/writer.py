@@ -10,6 +10,10 @@ Re-opening a store that has a journal resumes it: committed keys are known (:att
 numbering continues after the last committed shard, and shards without a journal entry (a crash
 between upload and journal write) are deleted and rewritten.
 
+Memory: the committed keys are held as a :class:`~uniaudio.core.key_set.KeySet` (16 bytes a key) and
+the in-memory journal keeps no key lists, so the writer holds ~16 bytes per key of the store plus the
+open shard's keys (a Python set of str would be ~150 bytes a key).
+
 Shards may also be written by others, e.g. the Ray actors of :mod:`uniaudio.pipelines.shard_writer_stage`
 (``shard-<writer>-NNNNNN.tar``): the writer that owns the store journals them with :meth:`TokenStoreWriter.record`
 once they are committed, and :func:`rewrite_without` drops keys from such a shard before it is recorded
@@ -24,11 +28,12 @@ from collections.abc import Callable
 from typing import Any
 
 from uniaudio.core import storage
+from uniaudio.core.key_set import KeySet
 from uniaudio.core.shard_file import ShardFile, ShardLimits
 from uniaudio.core.shard_journal import JournalEntry, write_journal_entry
 from uniaudio.core.ustar import shard_index, shard_name
 from uniaudio.pipelines.token_store.format import INDEX_NAME
-from uniaudio.pipelines.token_store.index import ShardEntry, StoreIndex, read_journal
+from uniaudio.pipelines.token_store.index import ShardEntry, StoreIndex, iter_journal
 from uniaudio.pipelines.token_store.reader import iter_shard
 from uniaudio.pipelines.token_store.sample import TokenSample
 
@@ -101,10 +106,14 @@ class TokenStoreWriter:
         self.codec = dict(codec)
         self.limits = limits or ShardLimits()
         self.on_commit = on_commit
-        self._journal = read_journal(uri)
+        self.committed_keys = KeySet()
+        self._journal: list[JournalEntry[ShardEntry]] = []  # without keys: they live in committed_keys
+        for entry in iter_journal(uri):  # one entry's keys in memory at a time
+            self.committed_keys.update(entry.keys)
+            self._journal.append(JournalEntry(entry.shard, [], entry.notes))
+        self._journal.sort(key=lambda e: e.shard.name)
         self._check_codec()
-        self.committed_keys: set[str] = {k for e in self._journal for k in e.keys}
-        self._written_keys: set[str] = set(self.committed_keys)
+        self._open_keys: set[str] = set()  # keys of the open shard
         self._next_index = 1 + max((shard_index(e.shard.name) or 0 for e in self._journal), default=-1)
         self._remove_uncommitted_shards()
         if self._journal and storage.exists(storage.join(uri, INDEX_NAME)):
@@ -114,7 +123,8 @@ class TokenStoreWriter:
 
     @property
     def journal(self) -> list[JournalEntry]:
-        """Committed shards so far, including those of earlier (resumed) runs."""
+        """Committed shards so far, including those of earlier (resumed) runs (without their keys: those
+        are in :attr:`committed_keys`)."""
         return list(self._journal)
 
     def _check_codec(self) -> None:
@@ -142,14 +152,14 @@ class TokenStoreWriter:
         """Add one sample; raises :class:`DuplicateKeyError` if its key is already in the store."""
         if self._closed:
             raise RuntimeError("writer is closed")
-        if sample.key in self._written_keys:
+        if sample.key in self._open_keys or sample.key in self.committed_keys:
             raise DuplicateKeyError(f"key {sample.key!r} is already in {self.uri}")
         if self._shard is None:
             name = shard_name(self._next_index)
             self._shard = OpenShard(storage.join(self.uri, name), name)
             self._next_index += 1
         self._shard.add(sample)
-        self._written_keys.add(sample.key)
+        self._open_keys.add(sample.key)
         if len(self._shard.keys) >= self.limits.max_samples or self._shard.file.size >= self.limits.max_bytes:
             self.flush()
 
@@ -160,11 +170,12 @@ class TokenStoreWriter:
         shard, self._shard = self._shard, None
         entry = shard.finish()
         self._journal_shard(entry, shard.keys, {})
+        self._open_keys = set()
         return entry
 
     def duplicates(self, keys: list[str]) -> set[str]:
         """Those of ``keys`` the store already holds (committed or written by this writer)."""
-        return {k for k in keys if k in self._written_keys}
+        return {k for k in keys if k in self._open_keys or k in self.committed_keys}
 
     def record(self, entry: ShardEntry, keys: list[str], notes: dict[str, Any] | None = None) -> None:
         """Journal a shard another writer committed under this store, as if written here.
@@ -180,14 +191,12 @@ class TokenStoreWriter:
                                      f"{self.uri} holds {self.codec.get('fingerprint')!r}")
         if dup := self.duplicates(keys):
             raise DuplicateKeyError(f"{entry.name}: keys already in {self.uri}: {sorted(dup)[:5]}")
-        self._written_keys.update(keys)
         self._journal_shard(entry, keys, notes or {})
 
     def _journal_shard(self, entry: ShardEntry, keys: list[str], notes: dict[str, Any]) -> None:
         notes = {**notes, "codec_fingerprint": self.codec.get("fingerprint"), "codec": self.codec}
-        journal = JournalEntry(shard=entry, keys=keys, notes=notes)
-        write_journal_entry(self.uri, journal)
-        self._journal.append(journal)
+        write_journal_entry(self.uri, JournalEntry(shard=entry, keys=keys, notes=notes))
+        self._journal.append(JournalEntry(shard=entry, keys=[], notes=notes))
         self.committed_keys.update(keys)
         if self.on_commit:
             self.on_commit(entry, notes)
