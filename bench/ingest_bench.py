@@ -19,7 +19,8 @@ core, and the Ray stage within 25% of the bare loop. Run: ``python bench/ingest_
 
 ``--scale 5000,40000`` (issue 14) measures instead the driver's memory against corpus size: one NeMo
 manifest of N lines (a few short clips reused under N ids through hard links), then ``ingest`` and
-``shards build`` (tiny codec) of it, each in a fresh process; reported per command and N: the
+``shards build`` of it, each in a fresh process (the tiny codec in ``segment`` mode, 8 windows per
+call: ``tile`` mode runs every 0.6 s clip as a 30 s window, ~1 clip/s on a CPU core); reported per command and N: the
 driver's peak RSS (``ru_maxrss``), its RSS once Ray is up, the growth from the smallest N, the
 partitions, the seconds and the 1-minute load average before and after. Goal: peak RSS flat (under
 25 MiB more) from 5,000 to 40,000 records. ``--scale 200000`` is the issue's 200k-record corpus.
@@ -166,22 +167,29 @@ class _PeakSampler:
         return self.peak
 
 
-def scale_run(command: str, manifest: Path, out: Path, cpus: int) -> dict[str, float]:
+def scale_run(command: str, manifest: Path, out: Path, cpus: int, passes: int,
+              codec_batch: int | None = None, audio_batch: int | None = None) -> dict[str, float]:
     """One ``ingest`` or ``shards build`` of ``manifest`` in this process; the driver's memory (MiB)."""
     import psutil
 
     from uniaudio.pipelines.build import BuildConfig, run_build
     from uniaudio.pipelines.ingest import IngestConfig, run_ingest
+    from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
 
     ray = RayConfig(num_cpus=cpus)
     ensure_ray(ray)
     after_init = psutil.Process().memory_info().rss
     start, load_before, sampler = time.perf_counter(), os.getloadavg()[0], _PeakSampler()
     if command == "ingest":
-        summary = run_ingest(IngestConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray))
+        summary = run_ingest(IngestConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray,
+                                          partitions_per_pass=passes))
         records = summary["records"]
     else:
-        summary = run_build(BuildConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray))
+        tokenize = TokenizeStageConfig(window_mode="segment", batch_windows=8,  # see the module docstring
+                                       batch_size=codec_batch or TokenizeStageConfig.batch_size)
+        summary = run_build(BuildConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray,
+                                        tokenize=tokenize, partitions_per_pass=passes,
+                                        audio_batch_size=audio_batch or BuildConfig.audio_batch_size))
         records = summary["store"]["samples"]
     return {"records": records, "partitions": summary["partitions"].get("total"),
             "seconds": round(time.perf_counter() - start, 1),
@@ -200,7 +208,11 @@ def scale_main(args: argparse.Namespace) -> None:
             for command in args.commands.split(","):
                 out = Path(tmp) / f"out-{command}-{n}"
                 proc = subprocess.run([sys.executable, __file__, "--scale-run", command, str(manifest), str(out),
-                                       "--cpus", str(args.cpus)], capture_output=True, text=True)
+                                       "--cpus", str(args.cpus), "--partitions-per-pass",
+                                       str(args.partitions_per_pass)]
+                                      + (["--codec-batch", str(args.codec_batch)] if args.codec_batch else [])
+                                      + (["--audio-batch", str(args.audio_batch)] if args.audio_batch else []),
+                                      capture_output=True, text=True)
                 if proc.returncode != 0:
                     sys.exit(f"{command} of {n} records failed:\n{proc.stderr[-4000:]}")
                 results.setdefault(command, {})[n] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -225,11 +237,16 @@ def main() -> None:
     parser.add_argument("--tmp", type=Path, help="directory for the synthetic FLAC files (default: system temp)")
     parser.add_argument("--scale", help="driver memory mode: comma-separated manifest sizes, e.g. 5000,40000")
     parser.add_argument("--commands", default="ingest,build", help="with --scale: ingest and/or build")
+    parser.add_argument("--partitions-per-pass", type=int, default=16, help="with --scale: partitions per execution")
+    parser.add_argument("--audio-batch", type=int, help="with --scale: rows per audio-stage block (build)")
+    parser.add_argument("--codec-batch", type=int,
+                        help="with --scale: clips per codec call (build; default: the stage's)")
     parser.add_argument("--scale-run", nargs=3, metavar=("COMMAND", "MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale_run:
         command, manifest, out = args.scale_run
-        print(json.dumps(scale_run(command, Path(manifest), Path(out), args.cpus)))
+        print(json.dumps(scale_run(command, Path(manifest), Path(out), args.cpus, args.partitions_per_pass,
+                                   args.codec_batch, args.audio_batch)))
         return
     if args.scale:
         scale_main(args)
