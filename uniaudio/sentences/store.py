@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from uniaudio.core import shard_journal, storage
+from uniaudio.core.key_set import KeySet
 from uniaudio.core.npy_codec import load_npy
 from uniaudio.core.shard_file import ShardFile, ShardLimits
 from uniaudio.core.shard_journal import JOURNAL_DIR, JournalEntry, write_journal_entry
@@ -100,12 +101,16 @@ class SentenceStoreWriter:
             for stale in [index_uri, *storage.glob(storage.join(uri, JOURNAL_DIR), "shard-*.json")]:
                 if storage.exists(stale):
                     storage.remove(stale)
-        self._journal = read_journal(uri)
+        self.committed_keys = KeySet()  # 16 bytes a key (uniaudio.core.key_set)
+        self._journal: list[JournalEntry[ShardInfo]] = []  # without keys: they live in committed_keys
+        for entry in shard_journal.iter_journal(uri, ShardInfo):  # one entry's keys in memory at a time
+            self.committed_keys.update(entry.keys)
+            self._journal.append(JournalEntry(entry.shard, [], entry.notes))
+        self._journal.sort(key=lambda e: e.shard.name)
         old = {json.dumps(e.notes.get("fingerprint"), sort_keys=True) for e in self._journal}
         if old and old != {json.dumps(self.fingerprint, sort_keys=True)}:
             raise ValueError(f"{uri} holds an unfinished build with other inputs/options/tokenizer "
                              f"({sorted(old)[0]}); rerun it with the same arguments, or pass --overwrite")
-        self.committed_keys: set[str] = {k for e in self._journal for k in e.keys}
         self._next = 1 + max((shard_index(e.shard.name) or 0 for e in self._journal), default=-1)
         committed = {e.shard.name for e in self._journal}
         for stale in storage.glob(uri, "shard-*.tar"):
@@ -118,6 +123,7 @@ class SentenceStoreWriter:
         self._file: ShardFile | None = None
         self._info: ShardInfo | None = None
         self._keys: list[str] = []
+        self._open_keys: set[str] = set()
         self._closed = False
 
     @property
@@ -138,7 +144,7 @@ class SentenceStoreWriter:
         """Add one sentence already encoded (:meth:`Sentence.members`), with its counts for the index."""
         if self._closed:
             raise RuntimeError("writer is closed")
-        if key in self.committed_keys or key in self._keys:
+        if key in self._open_keys or key in self.committed_keys:
             raise ValueError(f"sentence key {key!r} is already in {self.uri}")
         if self._file is None:
             name = shard_name(self._next)
@@ -146,6 +152,7 @@ class SentenceStoreWriter:
             self._info, self._file, self._keys = ShardInfo(name=name), ShardFile(storage.join(self.uri, name)), []
         self._file.add(members)
         self._keys.append(key)
+        self._open_keys.add(key)
         self._info.samples += 1
         self._info.tokens += num_tokens
         _bump(self._info.tasks, task, num_tokens)
@@ -163,9 +170,9 @@ class SentenceStoreWriter:
         self._info.bytes, self._info.sha256 = self._file.commit()
         entry = JournalEntry(self._info, self._keys, {**(notes or {}), "fingerprint": self.fingerprint})
         write_journal_entry(self.uri, entry)
-        self._journal.append(entry)
+        self._journal.append(JournalEntry(entry.shard, [], entry.notes))
         self.committed_keys.update(self._keys)
-        self._file, self._info, self._keys = None, None, []
+        self._file, self._info, self._keys, self._open_keys = None, None, [], set()
         return entry.shard
 
     def close(self, notes: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
@@ -198,7 +205,7 @@ class SentenceStoreWriter:
         """Drop the open shard (committed shards and their journal stay, so a rerun resumes)."""
         if self._file is not None:
             self._file.abort()
-            self._file, self._info, self._keys = None, None, []
+            self._file, self._info, self._keys, self._open_keys = None, None, [], set()
         self._closed = True
 
     def __enter__(self) -> SentenceStoreWriter:
