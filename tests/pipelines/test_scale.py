@@ -47,19 +47,25 @@ def test_ingest_of_a_byte_range_split_manifest_has_every_record_once(manifest, t
     assert sorted(keys) == _keys()
 
 
-def test_ingest_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeypatch, ray_session):
-    """Partitions run in passes of ``partitions_per_pass`` (one Ray Data execution each) give the same
-    records and markers as one pass."""
-    import uniaudio.pipelines.ingest as ingest
-
+def _count_executions(monkeypatch, module) -> list[list[str]]:
+    """Record the partitions of every Ray Data execution ``module`` starts (its ``source_dataset`` calls)."""
     executions: list[list[str]] = []
-    real = ingest.source_dataset
+    real = module.source_dataset
 
     def counting(source, partitions=None, limit=None):
         executions.append(list(partitions))
         return real(source, partitions, limit)
 
-    monkeypatch.setattr(ingest, "source_dataset", counting)
+    monkeypatch.setattr(module, "source_dataset", counting)
+    return executions
+
+
+def test_ingest_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeypatch, ray_session):
+    """Partitions run in passes of ``partitions_per_pass`` (one Ray Data execution each) give the same
+    records and markers as one pass."""
+    import uniaudio.pipelines.ingest as ingest
+
+    executions = _count_executions(monkeypatch, ingest)
     outs = {}
     for per in (1, 16):
         outs[per] = str(tmp_path / f"records-{per}")
@@ -79,14 +85,7 @@ def test_build_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeyp
     import uniaudio.pipelines.build as build
     from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
 
-    executions: list[list[str]] = []
-    real = build.source_dataset
-
-    def counting(source, partitions=None, limit=None):
-        executions.append(list(partitions))
-        return real(source, partitions, limit)
-
-    monkeypatch.setattr(build, "source_dataset", counting)
+    executions = _count_executions(monkeypatch, build)
     stores = {}
     for per, shard_writers in ((1, 1), (16, 0)):
         out = str(tmp_path / f"tokens-{per}")

@@ -40,8 +40,9 @@ Limit = Annotated[
                  "cut short is redone by the next run.", min=1),
 ]
 PartitionsPerPass = Annotated[int, typer.Option(
-    help="Partitions per Ray Data execution. Ray keeps a few KB per block in the driver until an execution "
-         "ends, so passes keep the driver's memory independent of the corpus; each pass restarts its actors "
+    help="Partitions per Ray Data execution. Ray keeps driver-side state for each execution's blocks until it "
+         "ends (~1.5 KB per record for `shards build`), so passes keep the driver's memory independent of the "
+         "corpus; each pass restarts its actors "
          "(for `shards build`, one codec load each): on a GPU cluster raise it until a pass is minutes of work.",
     min=1)]
 MinDuration = Annotated[float | None, typer.Option(help="Drop audio shorter than this (s).")]

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
 from uniaudio.core import storage
+from uniaudio.core.key_set import KeySet
 
-__all__ = ["JOURNAL_DIR", "JournalEntry", "iter_journal", "read_journal", "read_journal_entry", "record_from_dict",
-           "write_journal_entry"]
+__all__ = ["JOURNAL_DIR", "JournalEntry", "iter_journal", "read_committed", "read_journal", "read_journal_entry",
+           "record_from_dict", "write_journal_entry"]
 
 JOURNAL_DIR = "_journal"
 
@@ -63,6 +64,16 @@ def iter_journal(store_uri: str, shard_type: type[S]) -> Iterator[JournalEntry[S
 def read_journal(store_uri: str, shard_type: type[S]) -> list[JournalEntry[S]]:
     """Committed shards of a store being (or having been) written, in shard order."""
     return sorted(iter_journal(store_uri, shard_type), key=lambda e: e.shard.name)  # type: ignore[attr-defined]
+
+
+def read_committed(store_uri: str, shard_type: type[S]) -> tuple[KeySet, list[JournalEntry[S]]]:
+    """What a resuming writer needs: the committed keys as a :class:`KeySet` (16 bytes a key) and the
+    entries in shard order *without* their keys; one entry's key list is in memory at a time."""
+    keys, entries = KeySet(), []
+    for entry in iter_journal(store_uri, shard_type):
+        keys.update(entry.keys)
+        entries.append(JournalEntry(entry.shard, [], entry.notes))
+    return keys, sorted(entries, key=lambda e: e.shard.name)  # type: ignore[attr-defined]
 
 
 def read_journal_entry(store_uri: str, shard_name: str, shard_type: type[S]) -> JournalEntry[S]:

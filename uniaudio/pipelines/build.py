@@ -22,9 +22,9 @@ built with: a run with other settings is refused, :class:`BuildSettingsChanged`,
 ``build-summary.json``. A record whose key breaks the key rule (:func:`uniaudio.core.keys.check_key`)
 is an ``invalid_key`` reject.
 
-Memory: the driver holds no partition's samples, so it does not grow with partition size. Ray Data keeps
-a few KB of driver-side bookkeeping for every block its operators return until the execution ends (the
-blocks' stats and small inlined objects; measured in bench/RESULTS.md), so the partitions still to do
+Memory: the driver holds no partition's samples, so it does not grow with partition size. Within one
+Ray Data execution the driver still grows, ~1.5 KB per record (Ray's per-block state and small inlined
+objects, kept until the execution ends; measured in bench/RESULTS.md), so the partitions still to do
 run in passes of ``partitions_per_pass``, one execution each, as ``ingest`` does: the driver's memory
 then depends on the pass, not on the corpus. Each pass starts its codec actors anew (one model load
 each), so on a GPU cluster with small partitions raise ``partitions_per_pass`` until a pass is many
@@ -49,11 +49,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uniaudio.core import storage
-from uniaudio.core.key_set import KeySet
 from uniaudio.core.keys import key_problem
 from uniaudio.core.lease import LeaseConfig, holding_lease
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.shard_file import ShardLimits
+from uniaudio.core.shard_journal import read_committed
 from uniaudio.pipelines.audio_stage import AudioStage, AudioStageConfig, apply_audio_stage
 from uniaudio.pipelines.ingest import (
     OutputLayout,
@@ -76,7 +76,7 @@ from uniaudio.pipelines.sources import Source, get_source
 from uniaudio.pipelines.sources.base import normalise_uri
 from uniaudio.pipelines.token_store import DuplicateKeyError, TokenStoreWriter, read_index
 from uniaudio.pipelines.token_store.format import INDEX_NAME
-from uniaudio.pipelines.token_store.index import iter_journal, read_journal_entry
+from uniaudio.pipelines.token_store.index import ShardEntry, iter_journal, read_journal_entry
 from uniaudio.pipelines.token_store.writer import rewrite_without
 from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig, apply_tokenize_stage, stage_codec_meta, token_rows
 
@@ -225,13 +225,9 @@ class _Driver:
                      if m.get("complete")}
         # shards committed by earlier runs: their keys (16 bytes each), the partitions each holds (None: not
         # recorded) and their codec; key lists are read again only when writer actors need them
-        self.committed_keys = KeySet()
-        self.earlier_shards: dict[str, list[str] | None] = {}
-        self.earlier_codec: dict[str, Any] | None = None
-        for entry in iter_journal(config.output_uri):
-            self.committed_keys.update(entry.keys)
-            self.earlier_shards[entry.shard.name] = entry.notes.get("partitions")
-            self.earlier_codec = entry.notes.get("codec")
+        self.committed_keys, earlier = read_committed(config.output_uri, ShardEntry)
+        self.earlier_shards = {e.shard.name: e.notes.get("partitions") for e in earlier}
+        self.earlier_codec: dict[str, Any] | None = earlier[-1].notes.get("codec") if earlier else None
         self.writer: TokenStoreWriter | None = None
         self.tracker = PartitionTracker()
         self.streaming: dict[str, _Streaming] = {}

@@ -29,7 +29,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from uniaudio.core import shard_journal, storage
-from uniaudio.core.key_set import KeySet
 from uniaudio.core.npy_codec import load_npy
 from uniaudio.core.shard_file import ShardFile, ShardLimits
 from uniaudio.core.shard_journal import JOURNAL_DIR, JournalEntry, write_journal_entry
@@ -101,12 +100,7 @@ class SentenceStoreWriter:
             for stale in [index_uri, *storage.glob(storage.join(uri, JOURNAL_DIR), "shard-*.json")]:
                 if storage.exists(stale):
                     storage.remove(stale)
-        self.committed_keys = KeySet()  # 16 bytes a key (uniaudio.core.key_set)
-        self._journal: list[JournalEntry[ShardInfo]] = []  # without keys: they live in committed_keys
-        for entry in shard_journal.iter_journal(uri, ShardInfo):  # one entry's keys in memory at a time
-            self.committed_keys.update(entry.keys)
-            self._journal.append(JournalEntry(entry.shard, [], entry.notes))
-        self._journal.sort(key=lambda e: e.shard.name)
+        self.committed_keys, self._journal = shard_journal.read_committed(uri, ShardInfo)  # entries without keys
         old = {json.dumps(e.notes.get("fingerprint"), sort_keys=True) for e in self._journal}
         if old and old != {json.dumps(self.fingerprint, sort_keys=True)}:
             raise ValueError(f"{uri} holds an unfinished build with other inputs/options/tokenizer "

@@ -28,12 +28,11 @@ from collections.abc import Callable
 from typing import Any
 
 from uniaudio.core import storage
-from uniaudio.core.key_set import KeySet
 from uniaudio.core.shard_file import ShardFile, ShardLimits
-from uniaudio.core.shard_journal import JournalEntry, write_journal_entry
+from uniaudio.core.shard_journal import JournalEntry, read_committed, write_journal_entry
 from uniaudio.core.ustar import shard_index, shard_name
 from uniaudio.pipelines.token_store.format import INDEX_NAME
-from uniaudio.pipelines.token_store.index import ShardEntry, StoreIndex, iter_journal
+from uniaudio.pipelines.token_store.index import ShardEntry, StoreIndex
 from uniaudio.pipelines.token_store.reader import iter_shard
 from uniaudio.pipelines.token_store.sample import TokenSample
 
@@ -106,12 +105,7 @@ class TokenStoreWriter:
         self.codec = dict(codec)
         self.limits = limits or ShardLimits()
         self.on_commit = on_commit
-        self.committed_keys = KeySet()
-        self._journal: list[JournalEntry[ShardEntry]] = []  # without keys: they live in committed_keys
-        for entry in iter_journal(uri):  # one entry's keys in memory at a time
-            self.committed_keys.update(entry.keys)
-            self._journal.append(JournalEntry(entry.shard, [], entry.notes))
-        self._journal.sort(key=lambda e: e.shard.name)
+        self.committed_keys, self._journal = read_committed(uri, ShardEntry)  # entries without keys
         self._check_codec()
         self._open_keys: set[str] = set()  # keys of the open shard
         self._next_index = 1 + max((shard_index(e.shard.name) or 0 for e in self._journal), default=-1)
