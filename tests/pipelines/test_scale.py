@@ -60,12 +60,23 @@ def _count_executions(monkeypatch, module) -> list[list[str]]:
     return executions
 
 
+def _count_trims(monkeypatch) -> list[None]:
+    """Record every C-heap trim the drivers' streams make (:mod:`uniaudio.core.native_heap`)."""
+    from uniaudio.core import native_heap
+
+    trims: list[None] = []
+    real = native_heap.trim_free_heap
+    monkeypatch.setattr(native_heap, "trim_free_heap", lambda: trims.append(None) or real())
+    return trims
+
+
 def test_ingest_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeypatch, ray_session):
     """Partitions run in passes of ``partitions_per_pass`` (one Ray Data execution each) give the same
     records and markers as one pass."""
     import uniaudio.pipelines.ingest as ingest
 
     executions = _count_executions(monkeypatch, ingest)
+    trims = _count_trims(monkeypatch)
     outs = {}
     for per in (1, 16):
         outs[per] = str(tmp_path / f"records-{per}")
@@ -73,6 +84,7 @@ def test_ingest_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkey
                                           source_options={"shards": "4", "name": "scale0"}, partitions_per_pass=per))
         assert summary["records"] == RECORDS and summary["partitions"]["complete"] == 4
     assert [len(p) for p in executions] == [1, 1, 1, 1, 4]
+    assert len(trims) >= len(executions)  # the driver's heap is trimmed at least as each stream ends
     one, passes = read_table(outs[16]), read_table(outs[1])
     assert sorted(passes.to_pylist(), key=lambda r: r["key"]) == sorted(one.to_pylist(), key=lambda r: r["key"])
     with pytest.raises(ValueError, match="partitions_per_pass"):
@@ -86,6 +98,7 @@ def test_build_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeyp
     from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
 
     executions = _count_executions(monkeypatch, build)
+    trims = _count_trims(monkeypatch)
     stores = {}
     for per, shard_writers in ((1, 1), (16, 0)):
         out = str(tmp_path / f"tokens-{per}")
@@ -96,6 +109,7 @@ def test_build_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeyp
         assert summary["partitions"]["done"] == 2 and validate_store(out) == []
         stores[per] = {s.key: (s.reason.tobytes(), s.recon.tobytes()) for s in iter_store(out)}
     assert [len(p) for p in executions] == [1, 1, 2]
+    assert len(trims) >= len(executions)  # the driver's heap is trimmed at least as each stream ends
     assert sorted(stores[1]) == _keys() and stores[1] == stores[16]
     with pytest.raises(ValueError, match="partitions_per_pass"):
         BuildConfig(source="manifest", input_uri="x", output_uri="y", partitions_per_pass=0)

@@ -51,6 +51,7 @@ import pyarrow.parquet as pq
 from uniaudio.core import storage
 from uniaudio.core.keys import key_problem
 from uniaudio.core.lease import LeaseConfig, holding_lease
+from uniaudio.core.native_heap import trimming
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.shard_file import ShardLimits
 from uniaudio.core.shard_journal import read_committed
@@ -380,7 +381,7 @@ def _run_pass(config: BuildConfig, source: Source, driver: _Driver, partitions: 
     if config.shard_writers:
         ds = apply_shard_writer_stage(ds, ShardWriterConfig(config.output_uri, config.limits),
                                       config.shard_writers, driver.skip_keys(partitions))
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):  # one block at a time
+    for batch in trimming(ds.iter_batches(batch_size=None, batch_format="pyarrow")):  # one block at a time
         if config.shard_writers:
             driver.shard_records([r for r in batch.column("shard_record").to_pylist() if r])
             batch = batch.drop_columns(["shard_record"])

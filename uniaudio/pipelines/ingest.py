@@ -55,6 +55,7 @@ import pyarrow.parquet as pq
 from uniaudio.core import storage
 from uniaudio.core.keys import key_problem
 from uniaudio.core.lease import LeaseConfig, holding_lease
+from uniaudio.core.native_heap import trimming
 from uniaudio.core.ray_runtime import RayConfig, ensure_ray
 from uniaudio.core.retry import is_transient
 from uniaudio.pipelines.audio_stage import (
@@ -295,7 +296,7 @@ def stream_partitions(ds: ray.data.Dataset) -> Iterator[tuple[str, list[dict[str
     """
     tracker = PartitionTracker()
     pending: dict[str, list[pa.Table]] = {}
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+    for batch in trimming(ds.iter_batches(batch_size=None, batch_format="pyarrow")):
         book = batch.select([c for c in ("partition", "input_index", "partition_size", "fanout")
                              if c in batch.column_names]).to_pylist()
         rows_of: dict[str, list[int]] = {}
