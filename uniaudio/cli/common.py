@@ -41,7 +41,7 @@ Limit = Annotated[
 ]
 PartitionsPerPass = Annotated[int, typer.Option(
     help="Partitions per Ray Data execution. Ray keeps driver-side state for each execution's blocks until it "
-         "ends (~1.5 KB per record for `shards build`), so passes keep the driver's memory independent of the "
+         "ends (~1 KB per record for `shards build`), so passes keep the driver's memory independent of the "
          "corpus; each pass restarts its actors "
          "(for `shards build`, one codec load each): on a GPU cluster raise it until a pass is minutes of work.",
     min=1)]

@@ -22,11 +22,13 @@ built with: a run with other settings is refused, :class:`BuildSettingsChanged`,
 ``build-summary.json``. A record whose key breaks the key rule (:func:`uniaudio.core.keys.check_key`)
 is an ``invalid_key`` reject.
 
-Memory: the driver holds no partition's samples, so it does not grow with partition size. Within one
-Ray Data execution the driver still grows, ~1.5 KB per record (Ray's per-block state and small inlined
-objects, kept until the execution ends; measured in bench/RESULTS.md), so the partitions still to do
-run in passes of ``partitions_per_pass``, one execution each, as ``ingest`` does: the driver's memory
-then depends on the pass, not on the corpus. Each pass starts its codec actors anew (one model load
+Memory: the driver holds no partition's samples, so it does not grow with partition size. What Ray's
+threads free for each block stays resident in glibc's arenas unless handed back, so the driver's loop
+trims the C heap every few seconds (:func:`uniaudio.core.native_heap.trimming`). Within one Ray Data
+execution the driver still grows, ~1 KB per record (Ray's per-block state, kept until the execution
+ends; measured in bench/RESULTS.md), so the partitions still to do run in passes of
+``partitions_per_pass``, one execution each, as ``ingest`` does: the driver's memory then depends on
+the pass, not on the corpus. Each pass starts its codec actors anew (one model load
 each), so on a GPU cluster with small partitions raise ``partitions_per_pass`` until a pass is many
 minutes of codec work.
 

@@ -32,8 +32,9 @@ until the run ends, so the audio stage runs in blocks of ``audio_batch_size`` ro
 worker holds one decoded file whatever the block size. Ray also keeps every block a run's audio
 stage returns (small blocks live in the driver's own memory store) until that Ray Data execution
 ends, so the partitions still to do are run in passes of ``partitions_per_pass``, one execution each:
-the driver's memory then depends on the pass, not on the corpus. Measured in ``bench/RESULTS.md``
-("Driver memory at corpus scale").
+the driver's memory then depends on the pass, not on the corpus. The stream's loop also hands the C
+heap's free pages back every few seconds (:func:`uniaudio.core.native_heap.trimming`). Measured in
+``bench/RESULTS.md`` ("Driver memory at corpus scale").
 
 ``limit`` caps the metadata rows (records and metadata rejects) this run processes: partitions still
 to do are read in sorted order and the stream stops after ``limit`` rows. A partition cut short is
