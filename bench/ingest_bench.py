@@ -167,28 +167,30 @@ class _PeakSampler:
         return self.peak
 
 
-def scale_run(command: str, manifest: Path, out: Path, cpus: int, passes: int,
-              codec_batch: int | None = None, audio_batch: int | None = None) -> dict[str, float]:
+def scale_run(command: str, manifest: Path, out: Path, cpus: int, passes: int | None = None,
+              records_per_pass: int | None = None, codec_batch: int | None = None,
+              audio_batch: int | None = None) -> dict[str, float]:
     """One ``ingest`` or ``shards build`` of ``manifest`` in this process; the driver's memory (MiB)."""
     import psutil
 
     from uniaudio.pipelines.build import BuildConfig, run_build
     from uniaudio.pipelines.ingest import IngestConfig, run_ingest
-    from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
+    from uniaudio.pipelines.tokenize_stage import BUILD_BATCH_ROWS, TokenizeStageConfig
 
     ray = RayConfig(num_cpus=cpus)
+    pass_size = {"partitions_per_pass": passes} | ({"records_per_pass": records_per_pass} if records_per_pass else {})
     ensure_ray(ray)
     after_init = psutil.Process().memory_info().rss
     start, load_before, sampler = time.perf_counter(), os.getloadavg()[0], _PeakSampler()
     if command == "ingest":
         summary = run_ingest(IngestConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray,
-                                          partitions_per_pass=passes))
+                                          **pass_size))
         records = summary["records"]
     else:
         tokenize = TokenizeStageConfig(window_mode="segment", batch_windows=8,  # see the module docstring
-                                       batch_size=codec_batch or TokenizeStageConfig.batch_size)
+                                       batch_size=codec_batch or BUILD_BATCH_ROWS)
         summary = run_build(BuildConfig(source="manifest", input_uri=str(manifest), output_uri=str(out), ray=ray,
-                                        tokenize=tokenize, partitions_per_pass=passes,
+                                        tokenize=tokenize, **pass_size,
                                         audio_batch_size=audio_batch or BuildConfig.audio_batch_size))
         records = summary["store"]["samples"]
     return {"records": records, "partitions": summary["partitions"].get("total"),
@@ -208,8 +210,11 @@ def scale_main(args: argparse.Namespace) -> None:
             for command in args.commands.split(","):
                 out = Path(tmp) / f"out-{command}-{n}"
                 proc = subprocess.run([sys.executable, __file__, "--scale-run", command, str(manifest), str(out),
-                                       "--cpus", str(args.cpus), "--partitions-per-pass",
-                                       str(args.partitions_per_pass)]
+                                       "--cpus", str(args.cpus)]
+                                      + (["--partitions-per-pass", str(args.partitions_per_pass)]
+                                         if args.partitions_per_pass else [])
+                                      + (["--records-per-pass", str(args.records_per_pass)]
+                                         if args.records_per_pass else [])
                                       + (["--codec-batch", str(args.codec_batch)] if args.codec_batch else [])
                                       + (["--audio-batch", str(args.audio_batch)] if args.audio_batch else []),
                                       capture_output=True, text=True)
@@ -237,7 +242,10 @@ def main() -> None:
     parser.add_argument("--tmp", type=Path, help="directory for the synthetic FLAC files (default: system temp)")
     parser.add_argument("--scale", help="driver memory mode: comma-separated manifest sizes, e.g. 5000,40000")
     parser.add_argument("--commands", default="ingest,build", help="with --scale: ingest and/or build")
-    parser.add_argument("--partitions-per-pass", type=int, default=16, help="with --scale: partitions per execution")
+    parser.add_argument("--partitions-per-pass", type=int,
+                        help="with --scale: fixed partitions per execution (default: passes sized in records)")
+    parser.add_argument("--records-per-pass", type=int, help="with --scale: records per execution (default: the "
+                        "command's)")
     parser.add_argument("--audio-batch", type=int, help="with --scale: rows per audio-stage block (build)")
     parser.add_argument("--codec-batch", type=int,
                         help="with --scale: clips per codec call (build; default: the stage's)")
@@ -246,7 +254,7 @@ def main() -> None:
     if args.scale_run:
         command, manifest, out = args.scale_run
         print(json.dumps(scale_run(command, Path(manifest), Path(out), args.cpus, args.partitions_per_pass,
-                                   args.codec_batch, args.audio_batch)))
+                                   args.records_per_pass, args.codec_batch, args.audio_batch)))
         return
     if args.scale:
         scale_main(args)

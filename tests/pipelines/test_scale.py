@@ -71,46 +71,54 @@ def _count_trims(monkeypatch) -> list[None]:
 
 
 def test_ingest_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeypatch, ray_session):
-    """Partitions run in passes of ``partitions_per_pass`` (one Ray Data execution each) give the same
-    records and markers as one pass."""
+    """Passes (one Ray Data execution each) of a fixed number of partitions, or sized in records from the
+    partitions finished so far, give the same records and markers as one pass."""
     import uniaudio.pipelines.ingest as ingest
+    from uniaudio.pipelines import passes
 
+    monkeypatch.setattr(passes, "FIRST_PASS_PARTITIONS", 1)  # 4 partitions of 3 records
     executions = _count_executions(monkeypatch, ingest)
     trims = _count_trims(monkeypatch)
-    outs = {}
-    for per in (1, 16):
-        outs[per] = str(tmp_path / f"records-{per}")
-        summary = run_ingest(IngestConfig(source="manifest", input_uri=str(manifest), output_uri=outs[per],
-                                          source_options={"shards": "4", "name": "scale0"}, partitions_per_pass=per))
+    runs = {"fixed": {"partitions_per_pass": 1}, "records": {"records_per_pass": 6}, "one": {"partitions_per_pass": 4}}
+    tables = {}
+    for name, options in runs.items():
+        out = str(tmp_path / f"records-{name}")
+        summary = run_ingest(IngestConfig(source="manifest", input_uri=str(manifest), output_uri=out,
+                                          source_options={"shards": "4", "name": "scale0"}, **options))
         assert summary["records"] == RECORDS and summary["partitions"]["complete"] == 4
-    assert [len(p) for p in executions] == [1, 1, 1, 1, 4]
+        tables[name] = sorted(read_table(out).to_pylist(), key=lambda r: r["key"])
+    assert [len(p) for p in executions] == [1, 1, 1, 1] + [1, 2, 1] + [4]
     assert len(trims) >= len(executions)  # the driver's heap is trimmed at least as each stream ends
-    one, passes = read_table(outs[16]), read_table(outs[1])
-    assert sorted(passes.to_pylist(), key=lambda r: r["key"]) == sorted(one.to_pylist(), key=lambda r: r["key"])
+    assert tables["fixed"] == tables["one"] and tables["records"] == tables["one"]
     with pytest.raises(ValueError, match="partitions_per_pass"):
         IngestConfig(source="manifest", input_uri="x", partitions_per_pass=0)
+    with pytest.raises(ValueError, match="records_per_pass"):
+        IngestConfig(source="manifest", input_uri="x", records_per_pass=0)
 
 
 def test_build_in_passes_writes_what_one_pass_writes(manifest, tmp_path, monkeypatch, ray_session):
-    """``shards build`` in passes of one partition (one Ray Data execution each, codec and writer actors
-    started anew) stores the same samples, tokens included, as one pass with the driver writing."""
+    """``shards build`` in passes sized in records (one partition each here: one Ray Data execution each,
+    codec and writer actors started anew) stores the same samples, tokens included, as one pass with the
+    driver writing."""
     import uniaudio.pipelines.build as build
+    from uniaudio.pipelines import passes
     from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig
 
+    monkeypatch.setattr(passes, "FIRST_PASS_PARTITIONS", 1)  # 2 partitions of 6 records
     executions = _count_executions(monkeypatch, build)
     trims = _count_trims(monkeypatch)
     stores = {}
-    for per, shard_writers in ((1, 1), (16, 0)):
-        out = str(tmp_path / f"tokens-{per}")
+    for name, options in (("passes", {"records_per_pass": 6, "shard_writers": 1}), ("one", {"partitions_per_pass": 2})):
+        out = str(tmp_path / f"tokens-{name}")
         summary = run_build(BuildConfig(
-            source="manifest", input_uri=str(manifest), output_uri=out, partitions_per_pass=per,
+            source="manifest", input_uri=str(manifest), output_uri=out,
             source_options={"shards": "2", "name": "scale0"}, limits=ShardLimits(max_samples=5),
-            tokenize=TokenizeStageConfig(window_mode="segment"), shard_writers=shard_writers))
+            tokenize=TokenizeStageConfig(window_mode="segment"), **options))
         assert summary["partitions"]["done"] == 2 and validate_store(out) == []
-        stores[per] = {s.key: (s.reason.tobytes(), s.recon.tobytes()) for s in iter_store(out)}
+        stores[name] = {s.key: (s.reason.tobytes(), s.recon.tobytes()) for s in iter_store(out)}
     assert [len(p) for p in executions] == [1, 1, 2]
     assert len(trims) >= len(executions)  # the driver's heap is trimmed at least as each stream ends
-    assert sorted(stores[1]) == _keys() and stores[1] == stores[16]
+    assert sorted(stores["passes"]) == _keys() and stores["passes"] == stores["one"]
     with pytest.raises(ValueError, match="partitions_per_pass"):
         BuildConfig(source="manifest", input_uri="x", output_uri="y", partitions_per_pass=0)
 

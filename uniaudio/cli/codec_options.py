@@ -32,7 +32,10 @@ DistillFeatures = Annotated[bool, typer.Option(help="Also store WavLM/MusicFM fe
                                                "for the stage-1 distillation objective.")]
 GpusPerWorker = Annotated[float, typer.Option(help="GPUs per codec actor (0 = CPU actors; default: 1 each when the "
                                               "cluster has GPUs).", min=0)]
-CodecBatchSize = Annotated[int, typer.Option("--batch-size", help="Clips per codec batch.", min=1)]
+CodecBatchSize = Annotated[int, typer.Option(
+    "--batch-size", help="Clips per codec batch (in `shards build`, per codec-actor task: Ray's per-task cost, "
+    "driver memory included, is paid once per batch). The encoder runs fixed-size groups of windows whatever "
+    "this is, so it sets host memory (the batch's waveforms), not GPU memory.", min=1)]
 
 
 def codec_stage_config(codec: str, codec_ckpt: str | None = None, codec_dir: str | None = None,

@@ -39,12 +39,15 @@ Limit = Annotated[
     typer.Option(help="Process at most N metadata rows this run, partitions in sorted order; a partition "
                  "cut short is redone by the next run.", min=1),
 ]
-PartitionsPerPass = Annotated[int, typer.Option(
-    help="Partitions per Ray Data execution. Ray keeps driver-side state for each execution's blocks until it "
-         "ends (~1 KB per record for `shards build`), so passes keep the driver's memory independent of the "
-         "corpus; each pass restarts its actors "
-         "(for `shards build`, one codec load each): on a GPU cluster raise it until a pass is minutes of work.",
+RecordsPerPass = Annotated[int, typer.Option(
+    help="Records per Ray Data execution (a pass). Ray keeps a few KB of driver-side state per task until an "
+         "execution ends, so passes keep the driver's memory independent of the corpus. A pass takes as many "
+         "partitions as hold about this many records, judged from the partitions finished so far (the first "
+         "pass takes 16). Each pass restarts its actors (for `shards build`, one codec load each): on a GPU "
+         "cluster a pass should be many minutes of codec work.",
     min=1)]
+PartitionsPerPass = Annotated[int | None, typer.Option(
+    help="Partitions per pass, fixed, instead of sizing passes by --records-per-pass.", min=1)]
 MinDuration = Annotated[float | None, typer.Option(help="Drop audio shorter than this (s).")]
 MaxDuration = Annotated[float, typer.Option(
     help="Longest single sample (s); 0: no limit. Without --window a longer file or segment is rejected as "

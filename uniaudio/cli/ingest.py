@@ -27,6 +27,7 @@ from uniaudio.cli.common import (
     MinWindow,
     PartitionsPerPass,
     RayAddress,
+    RecordsPerPass,
     SilenceDbfs,
     SourceOptions,
     Split,
@@ -43,6 +44,7 @@ from uniaudio.cli.common import (
 from uniaudio.core.ray_runtime import RayConfig
 from uniaudio.pipelines.audio_stage import DEFAULT_MAX_DURATION_S, AudioStageConfig
 from uniaudio.pipelines.ingest import IngestConfig, dry_run, run_ingest
+from uniaudio.pipelines.passes import INGEST_RECORDS_PER_PASS
 from uniaudio.pipelines.progress import PartitionProgress, render_summary
 from uniaudio.pipelines.sources import SourceError, source_names
 
@@ -53,7 +55,8 @@ def ingest(
     output_uri: Annotated[str, typer.Argument(help="Output root: records/, rejects/, _progress/, summary.json.")],
     split: Split = None,
     limit: Limit = None,
-    partitions_per_pass: PartitionsPerPass = 16,
+    records_per_pass: RecordsPerPass = INGEST_RECORDS_PER_PASS,
+    partitions_per_pass: PartitionsPerPass = None,
     min_duration: MinDuration = 0.5,
     max_duration: MaxDuration = DEFAULT_MAX_DURATION_S,
     window: Window = None,
@@ -92,6 +95,7 @@ def ingest(
         output_uri=output_uri,
         split=split,
         limit=limit,
+        records_per_pass=records_per_pass,
         partitions_per_pass=partitions_per_pass,
         source_options=merge_hf_options(
             source, parse_source_options(option), config=dataset_config, revision=revision,

@@ -43,6 +43,7 @@ from uniaudio.cli.common import (
     MinWindow,
     PartitionsPerPass,
     RayAddress,
+    RecordsPerPass,
     SilenceDbfs,
     SourceOptions,
     Split,
@@ -59,10 +60,12 @@ from uniaudio.cli.common import (
 )
 from uniaudio.core import storage
 from uniaudio.pipelines.audio_stage import DEFAULT_MAX_DURATION_S
+from uniaudio.pipelines.passes import BUILD_RECORDS_PER_PASS
 from uniaudio.pipelines.progress import PartitionProgress, render_rejects
 from uniaudio.pipelines.token_store import read_index, validate_store
 from uniaudio.pipelines.token_store.lookup import find_sample, is_store
 from uniaudio.pipelines.token_store.stats import collect_stats, plot_durations
+from uniaudio.pipelines.tokenize_stage import BUILD_BATCH_ROWS
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -86,7 +89,7 @@ def build(
     workers: Annotated[int | None, typer.Option(help="Codec actors, one model each (default: one per GPU of the "
                                                 "cluster, else one CPU actor).", min=1, show_default=False)] = None,
     gpus_per_worker: GpusPerWorker = 0.0,
-    batch_size: CodecBatchSize = 8,
+    batch_size: CodecBatchSize = BUILD_BATCH_ROWS,
     max_shard_samples: Annotated[int, typer.Option(help="Close a shard at this many samples.", min=1)] = 10_000,
     max_shard_mb: Annotated[float, typer.Option(help="Close a shard at this size (MiB).", min=0.01)] = 512.0,
     shard_writers: Annotated[int, typer.Option(help="Ray actors that write and upload the shards themselves (0: "
@@ -95,7 +98,8 @@ def build(
                                                "--distill-features.", min=0)] = 0,
     split: Split = None,
     limit: Limit = None,
-    partitions_per_pass: PartitionsPerPass = 16,
+    records_per_pass: RecordsPerPass = BUILD_RECORDS_PER_PASS,
+    partitions_per_pass: PartitionsPerPass = None,
     min_duration: MinDuration = 0.5,
     max_duration: MaxDuration = DEFAULT_MAX_DURATION_S,
     window: Window = None,
@@ -155,6 +159,7 @@ def build(
             output_uri=output_uri,
             split=split,
             limit=limit,
+            records_per_pass=records_per_pass,
             partitions_per_pass=partitions_per_pass,
             source_options=merge_hf_options(
             source, parse_source_options(option), config=dataset_config, revision=revision,

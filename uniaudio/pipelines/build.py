@@ -67,6 +67,7 @@ from uniaudio.pipelines.ingest import (
 )
 from uniaudio.pipelines.io_failures import PartitionFailures
 from uniaudio.pipelines.output_guard import clear_output
+from uniaudio.pipelines.passes import BUILD_RECORDS_PER_PASS, Passes, PassSize
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
 from uniaudio.pipelines.shard_writer_stage import (
@@ -81,7 +82,13 @@ from uniaudio.pipelines.token_store import DuplicateKeyError, TokenStoreWriter, 
 from uniaudio.pipelines.token_store.format import INDEX_NAME
 from uniaudio.pipelines.token_store.index import ShardEntry, iter_journal, read_journal_entry
 from uniaudio.pipelines.token_store.writer import rewrite_without
-from uniaudio.pipelines.tokenize_stage import TokenizeStageConfig, apply_tokenize_stage, stage_codec_meta, token_rows
+from uniaudio.pipelines.tokenize_stage import (
+    BUILD_BATCH_ROWS,
+    TokenizeStageConfig,
+    apply_tokenize_stage,
+    stage_codec_meta,
+    token_rows,
+)
 
 __all__ = ["BuildConfig", "BuildSettingsChanged", "check_settings", "run_build"]
 
@@ -102,15 +109,18 @@ class BuildConfig:
     limit: int | None = None
     source_options: dict[str, Any] = field(default_factory=dict)
     stage: AudioStageConfig = field(default_factory=AudioStageConfig)
-    tokenize: TokenizeStageConfig = field(default_factory=TokenizeStageConfig)
+    tokenize: TokenizeStageConfig = field(default_factory=lambda: TokenizeStageConfig(batch_size=BUILD_BATCH_ROWS))
     #: Codec actors; ``None`` = one per GPU on a GPU cluster (1 GPU each), else one CPU actor.
     workers: int | None = None
     limits: ShardLimits = field(default_factory=ShardLimits)
     #: Ray actors writing the shards (0: the driver writes them; see uniaudio.pipelines.shard_writer_stage).
     shard_writers: int = 0
-    audio_batch_size: int = 8
-    #: Partitions per Ray Data execution (module docstring, "Memory"); a run with ``limit`` is one pass.
-    partitions_per_pass: int = 16
+    #: Rows per audio-stage block; None: the codec's batch size, so both stages run in the same tasks.
+    audio_batch_size: int | None = None
+    #: Records per Ray Data execution (:mod:`uniaudio.pipelines.passes`); a run with ``limit`` is one pass.
+    records_per_pass: int = BUILD_RECORDS_PER_PASS
+    #: Partitions per pass instead of ``records_per_pass`` (None: passes sized in records).
+    partitions_per_pass: int | None = None
     force: bool = False
     ray: RayConfig = field(default_factory=RayConfig)
     #: The writer lease on the output (one writer per store; see uniaudio.core.lease).
@@ -123,8 +133,7 @@ class BuildConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.shard_writers < 0:
             raise ValueError(f"shard_writers must be >= 0, got {self.shard_writers}")
-        if self.partitions_per_pass < 1:
-            raise ValueError(f"partitions_per_pass must be at least 1, got {self.partitions_per_pass}")
+        PassSize(self.records_per_pass, self.partitions_per_pass)  # validates both
         if not self.stage.keep_audio:
             raise ValueError("shards build tokenizes waveforms: stage.keep_audio must be on")
 
@@ -378,7 +387,7 @@ def _run_pass(config: BuildConfig, source: Source, driver: _Driver, partitions: 
               tokenize: TokenizeStageConfig, num_actors: int) -> None:
     """One Ray Data execution over ``partitions``: every row into the driver, then their ends of stream."""
     ds = source_dataset(source, partitions, config.limit)
-    ds = apply_audio_stage(ds, AudioStage(config.stage, batch_size=config.audio_batch_size))
+    ds = apply_audio_stage(ds, AudioStage(config.stage, batch_size=config.audio_batch_size or tokenize.batch_size))
     ds = apply_tokenize_stage(ds, tokenize, num_actors=num_actors)
     if config.shard_writers:
         ds = apply_shard_writer_stage(ds, ShardWriterConfig(config.output_uri, config.limits),
@@ -418,9 +427,13 @@ def run_build(
         tokenize, num_actors = _actor_pool(config, ensure_ray(config.ray))
         if config.shard_writers:
             driver.open_writer(stage_codec_meta(config.tokenize))  # before any actor writes: clears unjournaled
-        per = len(todo) if config.limit is not None else config.partitions_per_pass
-        for start in range(0, len(todo), per):  # one Ray Data execution per pass (module docstring)
-            _run_pass(config, source, driver, todo[start : start + per], tokenize, num_actors)
+        size = PassSize(config.records_per_pass, len(todo) if config.limit is not None else config.partitions_per_pass)
+        passes = Passes(todo, size, known=(tally.records + tally.num_rejects for tally in driver.done.values()))
+        for batch in passes:  # one Ray Data execution per pass (module docstring)
+            _run_pass(config, source, driver, batch, tokenize, num_actors)
+            for partition in batch:
+                if (tally := driver.done.get(partition)) is not None:
+                    passes.finished(tally.records + tally.num_rejects)
     driver.close()
     elapsed = time.perf_counter() - started
     total = Tally()

@@ -68,6 +68,7 @@ from uniaudio.pipelines.audio_stage import (
     split_outputs,
 )
 from uniaudio.pipelines.io_failures import IO_FAILURE, PartitionFailures, failure_detail, read_partition_items
+from uniaudio.pipelines.passes import INGEST_RECORDS_PER_PASS, Passes, PassSize
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import RECORD_SCHEMA, REJECT_SCHEMA, AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources import Source, get_source
@@ -158,8 +159,10 @@ class IngestConfig:
     #: whatever this is (:data:`~uniaudio.pipelines.audio_stage.METADATA_BATCH_ROWS`); larger blocks
     #: mean fewer of them, and the driver's Ray bookkeeping grows with the number of blocks.
     audio_batch_size: int = METADATA_BATCH_ROWS
-    #: Partitions per Ray Data execution (module docstring, "Memory"); a run with ``limit`` is one pass.
-    partitions_per_pass: int = 16
+    #: Records per Ray Data execution (:mod:`uniaudio.pipelines.passes`); a run with ``limit`` is one pass.
+    records_per_pass: int = INGEST_RECORDS_PER_PASS
+    #: Partitions per pass instead of ``records_per_pass`` (None: passes sized in records).
+    partitions_per_pass: int | None = None
     ray: RayConfig = field(default_factory=RayConfig)
     #: The writer lease on the output (one writer per store; see uniaudio.core.lease).
     lease: LeaseConfig = field(default_factory=LeaseConfig)
@@ -167,8 +170,7 @@ class IngestConfig:
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit must be positive, got {self.limit}")
-        if self.partitions_per_pass < 1:
-            raise ValueError(f"partitions_per_pass must be at least 1, got {self.partitions_per_pass}")
+        PassSize(self.records_per_pass, self.partitions_per_pass)  # validates both
         if self.stage.keep_audio:
             raise ValueError("ingest writes records without waveforms; set stage.keep_audio=False")
 
@@ -365,6 +367,11 @@ def _write_partition(
     return marker
 
 
+def _rows(marker: dict[str, Any]) -> int:
+    """Records and rejects of the partition a done-marker describes."""
+    return int(marker["tally"]["records"]) + int(marker["tally"]["rejects"])
+
+
 def load_markers(layout: OutputLayout, fingerprint: str) -> dict[str, dict[str, Any]]:
     """The done-markers under ``layout`` written with settings ``fingerprint``, by partition id."""
     markers = {}
@@ -436,10 +443,11 @@ def run_ingest(
     if todo:
         ensure_ray(config.ray)
         stage = AudioStage(config.stage, batch_size=config.audio_batch_size)
-        per = len(todo) if config.limit is not None else config.partitions_per_pass
+        size = PassSize(config.records_per_pass, len(todo) if config.limit is not None else config.partitions_per_pass)
+        passes = Passes(todo, size, known=(_rows(marker) for marker in markers.values() if marker["complete"]))
         finished, seen_inputs = set(), 0
-        for start in range(0, len(todo), per):  # one Ray Data execution per pass (module docstring)
-            ds = apply_audio_stage(source_dataset(source, todo[start : start + per], config.limit), stage)
+        for batch in passes:  # one Ray Data execution per pass (module docstring)
+            ds = apply_audio_stage(source_dataset(source, batch, config.limit), stage)
             for partition, rows, complete in stream_partitions(ds):
                 seen_inputs += len({row["input_index"] for row in rows})
                 if not complete and config.limit is None:
@@ -447,6 +455,8 @@ def run_ingest(
                 rows, failed = failures.take(partition, rows)
                 finish(partition, rows, complete and not failed)  # a failed partition is redone next run
                 finished.add(partition)
+                if markers[partition]["complete"]:
+                    passes.finished(_rows(markers[partition]))
         if config.limit is None or seen_inputs < config.limit:
             # every partition was read in full: those that produced no rows are empty
             for partition in todo:

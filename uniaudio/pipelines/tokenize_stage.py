@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from uniaudio.tokenize.reasoning_codec import CodecTokenizer, EncodedAudio
 
 __all__ = [
+    "BUILD_BATCH_ROWS",
     "TOKEN_COLUMNS",
     "TokenizeErrorBudgetExceeded",
     "TokenizeStage",
@@ -70,6 +71,14 @@ DISTILL_COLUMNS = ("distill_wavlm", "distill_music", "distill_wavlm_dim", "disti
 
 class TokenizeErrorBudgetExceeded(RuntimeError):
     """Too many clips failed to encode in one actor; the run is stopped rather than mostly rejected."""
+
+
+#: Clips per codec-actor task of ``shards build`` (``TokenizeStageConfig.batch_size`` there). Ray pays its
+#: per-task costs once per batch, scheduling and a few KB of driver-side state kept until the Ray Data
+#: execution ends, so batches of 64 hold the build driver's growth to a fraction of what batches of 8 did
+#: (bench/RESULTS.md). The encoder still runs ``batch_windows`` windows at a time, so GPU memory does not
+#: depend on it; host memory holds the batch's waveforms (64 clips of 15 s: 92 MB at 24 kHz float32).
+BUILD_BATCH_ROWS = 64
 
 
 @dataclass(frozen=True, kw_only=True)
