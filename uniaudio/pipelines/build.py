@@ -22,15 +22,17 @@ built with: a run with other settings is refused, :class:`BuildSettingsChanged`,
 ``build-summary.json``. A record whose key breaks the key rule (:func:`uniaudio.core.keys.check_key`)
 is an ``invalid_key`` reject.
 
-Memory: the driver holds no partition's samples, so it does not grow with partition size. What Ray's
-threads free for each block stays resident in glibc's arenas unless handed back, so the driver's loop
-trims the C heap every few seconds (:func:`uniaudio.core.native_heap.trimming`). Within one Ray Data
-execution the driver still grows, ~1 KB per record (Ray's per-block state, kept until the execution
-ends; measured in bench/RESULTS.md), so the partitions still to do run in passes of
-``partitions_per_pass``, one execution each, as ``ingest`` does: the driver's memory then depends on
-the pass, not on the corpus. Each pass starts its codec actors anew (one model load
-each), so on a GPU cluster with small partitions raise ``partitions_per_pass`` until a pass is many
-minutes of codec work.
+Memory: the driver holds no partition's samples, so it does not grow with partition size. Ray keeps a
+few KB of driver-side state for every task of a Ray Data execution until it ends (measured in
+bench/RESULTS.md), so the codec actors take ``tokenize.batch_size`` clips a task
+(:data:`~uniaudio.pipelines.tokenize_stage.BUILD_BATCH_ROWS`, 64; the audio stage runs in the same
+tasks), and the partitions still to do run in passes of about ``records_per_pass`` records, one
+execution each (:mod:`uniaudio.pipelines.passes`): the driver's memory then depends on the pass, not on
+the corpus. What Ray's threads free for each block stays resident in glibc's arenas unless handed back,
+so the driver's loop also trims the C heap every few seconds (:func:`uniaudio.core.native_heap.trimming`).
+Each pass starts its codec actors anew (one model load each), so on a GPU cluster raise
+``records_per_pass`` until a pass is many minutes of codec work (~0.4 GB of driver memory per million
+records in a pass).
 
 Resume: a re-run skips partitions with a done-marker of the same settings fingerprint and skips keys
 already committed to shards, so a crash at any point neither duplicates nor drops a key. A partition's

@@ -31,10 +31,11 @@ until the run ends, so the audio stage runs in blocks of ``audio_batch_size`` ro
 :data:`~uniaudio.pipelines.audio_stage.METADATA_BATCH_ROWS`): its outputs carry no waveform, so a
 worker holds one decoded file whatever the block size. Ray also keeps every block a run's audio
 stage returns (small blocks live in the driver's own memory store) until that Ray Data execution
-ends, so the partitions still to do are run in passes of ``partitions_per_pass``, one execution each:
-the driver's memory then depends on the pass, not on the corpus. The stream's loop also hands the C
-heap's free pages back every few seconds (:func:`uniaudio.core.native_heap.trimming`). Measured in
-``bench/RESULTS.md`` ("Driver memory at corpus scale").
+ends, so the partitions still to do are run in passes of about ``records_per_pass`` records, one
+execution each (:mod:`uniaudio.pipelines.passes`): the driver's memory then depends on the pass, not on
+the corpus. The stream's loop also hands the C heap's free pages back every few seconds
+(:func:`uniaudio.core.native_heap.trimming`). Measured in ``bench/RESULTS.md`` ("Driver memory at
+corpus scale").
 
 ``limit`` caps the metadata rows (records and metadata rejects) this run processes: partitions still
 to do are read in sorted order and the stream stops after ``limit`` rows. A partition cut short is
