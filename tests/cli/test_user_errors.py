@@ -48,6 +48,15 @@ def test_inconsistent_audio_options_are_a_message(command, options, needles, kal
     assert not out.exists()  # refused before anything ran
 
 
+@pytest.mark.parametrize("command", ["ingest", "shards build"])
+@pytest.mark.parametrize("option", ["--records-per-pass", "--partitions-per-pass"])
+def test_pass_sizes_below_one_are_a_message(command, option, kaldi, tmp_path):
+    out = tmp_path / "out"
+    _refused(runner.invoke(app, [*command.split(), "manifest", kaldi, str(out), option, "0"]),
+             option, "greater than or equal to 1")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["stats", "inspect", "validate"])
 def test_shards_commands_on_a_missing_store_are_a_message(command, tmp_path):
     args = ["shards", command, str(tmp_path / "nowhere")] + (["src/utt_000"] if command == "inspect" else [])
