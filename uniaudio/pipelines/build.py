@@ -431,9 +431,9 @@ def run_build(
             driver.open_writer(stage_codec_meta(config.tokenize))  # before any actor writes: clears unjournaled
         size = PassSize(config.records_per_pass, len(todo) if config.limit is not None else config.partitions_per_pass)
         passes = Passes(todo, size, known=(tally.records + tally.num_rejects for tally in driver.done.values()))
-        for batch in passes:  # one Ray Data execution per pass (module docstring)
-            _run_pass(config, source, driver, batch, tokenize, num_actors)
-            for partition in batch:
+        for group in passes:  # one Ray Data execution per pass (module docstring)
+            _run_pass(config, source, driver, group, tokenize, num_actors)
+            for partition in group:
                 if (tally := driver.done.get(partition)) is not None:
                     passes.finished(tally.records + tally.num_rejects)
     driver.close()

@@ -447,8 +447,8 @@ def run_ingest(
         size = PassSize(config.records_per_pass, len(todo) if config.limit is not None else config.partitions_per_pass)
         passes = Passes(todo, size, known=(_rows(marker) for marker in markers.values() if marker["complete"]))
         finished, seen_inputs = set(), 0
-        for batch in passes:  # one Ray Data execution per pass (module docstring)
-            ds = apply_audio_stage(source_dataset(source, batch, config.limit), stage)
+        for group in passes:  # one Ray Data execution per pass (module docstring)
+            ds = apply_audio_stage(source_dataset(source, group, config.limit), stage)
             for partition, rows, complete in stream_partitions(ds):
                 seen_inputs += len({row["input_index"] for row in rows})
                 if not complete and config.limit is None:
