@@ -3,6 +3,8 @@
 # exact pins of every transitive package for Linux x86_64, CPU torch, and the Python of VENV (the
 # local CPU torch wheel is built for one CPython minor version; set-up checks the minor version matches).
 # The first line records a hash of the inputs; set-up refuses a lock whose hash is stale.
+# Pins already in the lock are kept where the inputs still allow them (uv prefers the versions in its
+# output file), so adding one dependency does not move every other package.
 # Usage: scripts/lock.sh [VENV]   (uv is installed into VENV with pip first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ lock=requirements-cpu.lock
 hash=$(bash scripts/lock_inputs_hash.sh)
 pyver=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 tmp=$(mktemp)
+[ -f "$lock" ] && grep -v '^# ' "$lock" >"$tmp"
 "$uv" pip compile pyproject.toml --extra test -c constraints-cpu.txt --find-links /opt/wheels \
     --python-version "$pyver" --python-platform x86_64-manylinux_2_28 --no-header \
     --no-emit-find-links -o "$tmp" --quiet

@@ -11,6 +11,11 @@
 #      DSP keeps working), and DeepSpeed's shared-memory comm op is prebuilt once.
 # System program: espeak-ng (the `variation` sentence strategy's espeak backend) from Debian's packages,
 # installed when missing and apt-get is usable (root); otherwise set-up says how to install it.
+# JIT-built torch ops live in $TORCH_EXTENSIONS_DIR (the Makefile sets <venv>/torch-extensions). A process
+# killed while loading such an op leaves a `lock` file behind, and every later load waits on it forever:
+# set-up is the only user of the venv's folder while it runs, so it removes leftovers before building.
+# Every step that reaches the network or a compiler has a time limit, so a stalled mirror fails set-up
+# with a message instead of hanging it.
 # A lock older than pyproject.toml / constraints-cpu.txt is refused: run `make lock`.
 # GPU machine: plain `pip install -e .[test]` against the CUDA torch already present.
 set -euo pipefail
@@ -21,7 +26,11 @@ lock=requirements-cpu.lock
 if ! command -v espeak-ng >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing espeak-ng (Debian package) ..."
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+    if ! { timeout 600 apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq espeak-ng >/dev/null; }; then
+      echo "warning: installing espeak-ng failed or took over 10 minutes; the espeak tests will fail" >&2
+      echo "         until it is installed (sudo apt-get install espeak-ng)." >&2
+    fi
   else
     echo "note: espeak-ng is not installed; 'sentences build variation --variation-backend espeak' needs it" >&2
     echo "      (Debian/Ubuntu: sudo apt-get install espeak-ng)." >&2
@@ -51,9 +60,9 @@ if [ "$pyver" != "$lockpy" ]; then
   exit 1
 fi
 
-pip=("$py" -m pip install --disable-pip-version-check -q)
+pip=(timeout 1200 "$py" -m pip install --disable-pip-version-check -q)
 "${pip[@]}" "uv==$(cat scripts/uv-version)"
-uv=("$venv/bin/uv" pip install --python "$py" --no-deps --quiet)
+uv=(timeout 1200 "$venv/bin/uv" pip install --python "$py" --no-deps --quiet)
 
 torch_pin=$(grep -E '^torch==' "$lock" | sed 's/+cpu//')
 "${pip[@]}" --no-deps "$torch_pin"
@@ -70,7 +79,9 @@ rm -f "$site"/torchaudio/lib/*.so
 
 "${uv[@]}" -e .
 # DeepSpeed JIT-builds its CPU shared-memory op on first use (about a minute): build it now, once.
-DS_ACCELERATOR=cpu "$py" - <<'PY'
+export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$(cd "$venv" && pwd)/torch-extensions}"
+find "$TORCH_EXTENSIONS_DIR" -name lock -type f -print -delete 2>/dev/null | sed 's/^/removed a stale op-build lock: /' || true
+DS_ACCELERATOR=cpu timeout 1200 "$py" - <<'PY'
 from deepspeed.accelerator import get_accelerator
 get_accelerator().create_op_builder("ShareMemCommBuilder").load(verbose=False)
 PY
