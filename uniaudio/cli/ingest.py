@@ -44,7 +44,7 @@ from uniaudio.cli.common import (
 from uniaudio.core.ray_runtime import RayConfig
 from uniaudio.pipelines.audio_stage import DEFAULT_MAX_DURATION_S, AudioStageConfig
 from uniaudio.pipelines.ingest import IngestConfig, dry_run, run_ingest
-from uniaudio.pipelines.passes import INGEST_RECORDS_PER_PASS
+from uniaudio.pipelines.passes import RECORDS_PER_PASS
 from uniaudio.pipelines.progress import PartitionProgress, render_summary
 from uniaudio.pipelines.sources import SourceError, source_names
 
@@ -55,7 +55,7 @@ def ingest(
     output_uri: Annotated[str, typer.Argument(help="Output root: records/, rejects/, _progress/, summary.json.")],
     split: Split = None,
     limit: Limit = None,
-    records_per_pass: RecordsPerPass = INGEST_RECORDS_PER_PASS,
+    records_per_pass: RecordsPerPass = RECORDS_PER_PASS,
     partitions_per_pass: PartitionsPerPass = None,
     min_duration: MinDuration = 0.5,
     max_duration: MaxDuration = DEFAULT_MAX_DURATION_S,

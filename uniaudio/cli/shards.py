@@ -60,7 +60,7 @@ from uniaudio.cli.common import (
 )
 from uniaudio.core import storage
 from uniaudio.pipelines.audio_stage import DEFAULT_MAX_DURATION_S
-from uniaudio.pipelines.passes import BUILD_RECORDS_PER_PASS
+from uniaudio.pipelines.passes import RECORDS_PER_PASS
 from uniaudio.pipelines.progress import PartitionProgress, render_rejects
 from uniaudio.pipelines.token_store import read_index, validate_store
 from uniaudio.pipelines.token_store.lookup import find_sample, is_store
@@ -98,7 +98,7 @@ def build(
                                                "--distill-features.", min=0)] = 0,
     split: Split = None,
     limit: Limit = None,
-    records_per_pass: RecordsPerPass = BUILD_RECORDS_PER_PASS,
+    records_per_pass: RecordsPerPass = RECORDS_PER_PASS,
     partitions_per_pass: PartitionsPerPass = None,
     min_duration: MinDuration = 0.5,
     max_duration: MaxDuration = DEFAULT_MAX_DURATION_S,

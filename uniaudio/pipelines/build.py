@@ -69,7 +69,7 @@ from uniaudio.pipelines.ingest import (
 )
 from uniaudio.pipelines.io_failures import PartitionFailures
 from uniaudio.pipelines.output_guard import clear_output
-from uniaudio.pipelines.passes import BUILD_RECORDS_PER_PASS, Passes, PassSize
+from uniaudio.pipelines.passes import RECORDS_PER_PASS, Passes, PassSize
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import REJECT_SCHEMA, RejectReason
 from uniaudio.pipelines.shard_writer_stage import (
@@ -120,7 +120,7 @@ class BuildConfig:
     #: Rows per audio-stage block; None: the codec's batch size, so both stages run in the same tasks.
     audio_batch_size: int | None = None
     #: Records per Ray Data execution (:mod:`uniaudio.pipelines.passes`); a run with ``limit`` is one pass.
-    records_per_pass: int = BUILD_RECORDS_PER_PASS
+    records_per_pass: int = RECORDS_PER_PASS
     #: Partitions per pass instead of ``records_per_pass`` (None: passes sized in records).
     partitions_per_pass: int | None = None
     force: bool = False

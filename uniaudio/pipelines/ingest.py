@@ -69,7 +69,7 @@ from uniaudio.pipelines.audio_stage import (
     split_outputs,
 )
 from uniaudio.pipelines.io_failures import IO_FAILURE, PartitionFailures, failure_detail, read_partition_items
-from uniaudio.pipelines.passes import INGEST_RECORDS_PER_PASS, Passes, PassSize
+from uniaudio.pipelines.passes import RECORDS_PER_PASS, Passes, PassSize
 from uniaudio.pipelines.progress import Tally
 from uniaudio.pipelines.records import RECORD_SCHEMA, REJECT_SCHEMA, AudioRecord, Reject, RejectReason
 from uniaudio.pipelines.sources import Source, get_source
@@ -161,7 +161,7 @@ class IngestConfig:
     #: mean fewer of them, and the driver's Ray bookkeeping grows with the number of blocks.
     audio_batch_size: int = METADATA_BATCH_ROWS
     #: Records per Ray Data execution (:mod:`uniaudio.pipelines.passes`); a run with ``limit`` is one pass.
-    records_per_pass: int = INGEST_RECORDS_PER_PASS
+    records_per_pass: int = RECORDS_PER_PASS
     #: Partitions per pass instead of ``records_per_pass`` (None: passes sized in records).
     partitions_per_pass: int | None = None
     ray: RayConfig = field(default_factory=RayConfig)

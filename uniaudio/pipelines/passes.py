@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["BUILD_RECORDS_PER_PASS", "FIRST_PASS_PARTITIONS", "INGEST_RECORDS_PER_PASS", "PassSize", "Passes"]
+__all__ = ["FIRST_PASS_PARTITIONS", "RECORDS_PER_PASS", "PassSize", "Passes"]
 
 #: Partitions of a pass before any partition's size is known.
 FIRST_PASS_PARTITIONS = 16
-#: Default records per pass of ``shards build`` and of ``ingest`` (measured in bench/RESULTS.md).
-BUILD_RECORDS_PER_PASS = 100_000
-INGEST_RECORDS_PER_PASS = 50_000
+#: Default records per pass of ``ingest`` and ``shards build``. Measured (bench/RESULTS.md): a pass of
+#: ~100,000 records costs the ``shards build`` driver ~40 MiB over a small run, one of 40,000 ~14 MiB.
+RECORDS_PER_PASS = 50_000
 
 
 @dataclass(frozen=True)
