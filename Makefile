@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export AWS_EC2_METADATA_DISABLED := true
 export DS_ACCELERATOR := cpu
 # JIT-built torch ops (DeepSpeed's CPU comm op) per venv, built by set-up (see scripts/setup_env.sh).
-export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch-extensions
+export TORCH_EXTENSIONS_DIR := $(abspath $(VENV))/torch-extensions
 
 .PHONY: setup lock test demo lint bench clean
 

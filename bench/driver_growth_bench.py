@@ -39,11 +39,12 @@ def rss_anon_mib() -> float:
 
 
 def _slope_kib_per_s(samples: list[tuple[float, float, float]], column: int, after: float) -> float:
+    """KiB per second of ``samples[i][column]`` (MiB) between the first sample at ``after`` s and the last."""
     later = [s for s in samples if s[0] >= after]
     if len(later) < 2:
         raise SystemExit(f"too few samples after {after:.0f} s: raise --tasks or --task-seconds")
-    (t0, *first), (t1, *last) = later[0], later[-1]
-    return (last[column] - first[column]) * 1024 / (t1 - t0)
+    first, last = later[0], later[-1]
+    return (last[column] - first[column]) * 1024 / (last[0] - first[0])
 
 
 def main() -> None:
@@ -95,8 +96,8 @@ def main() -> None:
     print("seconds  RssAnon growth MiB  Python-allocated MiB")
     for seconds, anon, traced in samples:
         print(f"{seconds:7.0f}  {anon:18.2f}  {traced:20.2f}")
-    anon_rate = _slope_kib_per_s(samples, 0, args.warm_up)
-    python_rate = _slope_kib_per_s(samples, 1, args.warm_up)
+    anon_rate = _slope_kib_per_s(samples, 1, args.warm_up)
+    python_rate = _slope_kib_per_s(samples, 2, args.warm_up)
     print(f"after {args.warm_up:.0f} s: RssAnon {anon_rate:+.2f} KiB/s, Python-allocated {python_rate:+.2f} KiB/s "
           f"({anon_rate * 3600 / 1024:+.1f} MiB per hour of execution)")
 

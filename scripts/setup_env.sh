@@ -11,7 +11,7 @@
 #      DSP keeps working), and DeepSpeed's shared-memory comm op is prebuilt once.
 # System program: espeak-ng (the `variation` sentence strategy's espeak backend) from Debian's packages,
 # installed when missing and apt-get is usable (root); otherwise set-up says how to install it.
-# JIT-built torch ops live in $TORCH_EXTENSIONS_DIR (the Makefile sets <venv>/torch-extensions). A process
+# JIT-built torch ops live in <venv>/torch-extensions ($TORCH_EXTENSIONS_DIR, as the Makefile sets it). A process
 # killed while loading such an op leaves a `lock` file behind, and every later load waits on it forever:
 # set-up is the only user of the venv's folder while it runs, so it removes leftovers before building.
 # Every step that reaches the network or a compiler has a time limit, so a stalled mirror fails set-up
@@ -79,7 +79,7 @@ rm -f "$site"/torchaudio/lib/*.so
 
 "${uv[@]}" -e .
 # DeepSpeed JIT-builds its CPU shared-memory op on first use (about a minute): build it now, once.
-export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$(cd "$venv" && pwd)/torch-extensions}"
+export TORCH_EXTENSIONS_DIR="$(cd "$venv" && pwd)/torch-extensions"
 find "$TORCH_EXTENSIONS_DIR" -name lock -type f -print -delete 2>/dev/null | sed 's/^/removed a stale op-build lock: /' || true
 DS_ACCELERATOR=cpu timeout 1200 "$py" - <<'PY'
 from deepspeed.accelerator import get_accelerator

@@ -31,8 +31,8 @@ execution each (:mod:`uniaudio.pipelines.passes`): the driver's memory then depe
 the corpus. What Ray's threads free for each block stays resident in glibc's arenas unless handed back,
 so the driver's loop also trims the C heap every few seconds (:func:`uniaudio.core.native_heap.trimming`).
 Each pass starts its codec actors anew (one model load each), so on a GPU cluster raise
-``records_per_pass`` until a pass is many minutes of codec work (~0.4 GB of driver memory per million
-records in a pass).
+``records_per_pass`` until a pass is many minutes of codec work (measured: +35 MiB of driver memory with
+passes of 50,000 records, +46 MiB with passes of 100,000, over a small run).
 
 Resume: a re-run skips partitions with a done-marker of the same settings fingerprint and skips keys
 already committed to shards, so a crash at any point neither duplicates nor drops a key. A partition's
